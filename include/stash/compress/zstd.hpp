@@ -1,0 +1,65 @@
+// zstd frames as repository version 2 stores them: part of the format itself, so the framework owns
+// decoding (every reader must decode what restic wrote) and the one-shot encoding of unpacked files.
+#pragma once
+
+#include <stash/core/bytes.hpp>
+#include <stash/core/error.hpp>
+
+#include <zstd.h>
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+namespace stash::compress {
+
+/** Decodes one zstd frame into a buffer, never trusting the frame content size (restic omits it for
+    tiny inputs, restic-format.md §5.1). Keeps its context; use one object per thread. */
+class zstd_decoder {
+public:
+    zstd_decoder() : dctx_(ZSTD_createDCtx()) {
+        if (!dctx_) throw std::bad_alloc();
+    }
+
+    /// Appends the frame's content to `out`. `expected` is the recorded length (0 = unknown, grow as
+    /// needed). Errors: `errc::corrupt` for a bad frame or a length different from `expected`.
+    result<void> decompress(byte_span in, std::size_t expected, bytes& out) {
+        ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
+        std::size_t base = out.size();
+        // One spare byte: a frame larger than its recorded length fills it and is rejected below.
+        out.resize(base + (expected ? expected + 1 : std::max<std::size_t>(in.size() * 4, 4096)));
+        ZSTD_inBuffer ib{in.data(), in.size(), 0};
+        ZSTD_outBuffer ob{out.data() + base, out.size() - base, 0};
+        for (;;) {
+            std::size_t r = ZSTD_decompressStream(dctx_.get(), &ob, &ib);
+            if (ZSTD_isError(r)) return make_error(errc::corrupt, std::string("zstd: ") + ZSTD_getErrorName(r));
+            if (r == 0) break;
+            if (ob.pos == ob.size) {
+                if (expected) return make_error(errc::corrupt, "zstd: data larger than its recorded length");
+                out.resize(out.size() * 2);
+                ob.dst = out.data() + base, ob.size = out.size() - base;
+            } else if (ib.pos == ib.size) {
+                return make_error(errc::corrupt, "zstd: truncated frame");
+            }
+        }
+        if (expected && ob.pos != expected) return make_error(errc::corrupt, "zstd: data shorter than its recorded length");
+        out.resize(base + ob.pos);
+        return {};
+    }
+
+private:
+    struct dfree { void operator()(ZSTD_DCtx* c) const noexcept { ZSTD_freeDCtx(c); } };
+    std::unique_ptr<ZSTD_DCtx, dfree> dctx_;
+};
+
+/// Appends one zstd frame of `in` at `level` to `out` (used for index, snapshot and lock files).
+inline void zstd_compress_frame(byte_span in, bytes& out, int level = 3) {
+    std::size_t base = out.size();
+    out.resize(base + ZSTD_compressBound(in.size()));
+    std::size_t n = ZSTD_compress(out.data() + base, out.size() - base, in.data(), in.size(), level);
+    if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));
+    out.resize(base + n);
+}
+
+}  // namespace stash::compress

@@ -1,0 +1,41 @@
+// The chunker concept: where content-defined chunking cuts a byte stream.
+#pragma once
+
+#include <stash/core/bytes.hpp>
+
+#include <concepts>
+#include <cstddef>
+
+namespace stash {
+
+namespace detail {
+template <class C>
+concept finds_cut_points = requires(C const& c, byte_span s) {
+    { c.cut(s) } -> std::same_as<std::size_t>;
+};
+template <class C>
+concept exposes_sizes = requires(C const& c) {
+    { c.min_size() } -> std::same_as<std::size_t>;
+    { c.max_size() } -> std::same_as<std::size_t>;
+};
+}  // namespace detail
+
+/** A chunker finds the cut points of content-defined chunking in a span it is given. It does no I/O:
+    `chunk::stream` (stash/chunk/stream.hpp) reads and buffers for every chunker.
+
+    Notation: `C` a type modelling chunker, `c` a const lvalue of `C`, `s` a `byte_span` that starts at
+    the first byte of a chunk.
+
+    | expression       | type          | semantics |
+    |------------------|---------------|-----------|
+    | `c.cut(s)`       | `std::size_t` | length of the chunk that starts at `s[0]`. Pre: `s.size() >= c.max_size()` unless `s` holds the rest of the input. Post: `0 < n <= min(s.size(), max_size())` for non-empty `s`; `n == s.size()` when no cut point is found in a final remainder. MUST depend only on the bytes of `s` (not on how the input was buffered), so the same file gives the same chunks everywhere. Thread-safe (const). |
+    | `c.min_size()`   | `std::size_t` | smallest chunk (bytes) except for the final remainder of an input. |
+    | `c.max_size()`   | `std::size_t` | largest chunk (bytes). |
+
+    Models: `policies::chunk::rabin` (restic-compatible), `policies::chunk::fastcdc`,
+    `policies::chunk::fixed`. @see tests/unit/chunk.cpp (conformance over all models, golden vectors).
+*/
+template <class C>
+concept chunker = detail::finds_cut_points<C> && detail::exposes_sizes<C> && std::is_nothrow_move_constructible_v<C>;
+
+}  // namespace stash

@@ -1,0 +1,36 @@
+// Byte buffers and little-endian helpers shared by every layer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace stash {
+
+using byte_span = std::span<std::byte const>;
+using mutable_byte_span = std::span<std::byte>;
+/// An owned, growable byte buffer.
+using bytes = std::vector<std::byte>;
+
+inline byte_span as_bytes(std::string_view s) noexcept {
+    return {reinterpret_cast<std::byte const*>(s.data()), s.size()};
+}
+inline std::string_view as_chars(byte_span b) noexcept {
+    return {reinterpret_cast<char const*>(b.data()), b.size()};
+}
+inline bytes to_bytes(std::string_view s) { auto b = as_bytes(s); return {b.begin(), b.end()}; }
+
+inline void put_u32le(std::byte* p, std::uint32_t v) noexcept {
+    for (int i = 0; i < 4; ++i) p[i] = std::byte(v >> (8 * i));
+}
+inline std::uint32_t get_u32le(std::byte const* p) noexcept {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= std::uint32_t(p[i]) << (8 * i);
+    return v;
+}
+
+}  // namespace stash

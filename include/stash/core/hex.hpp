@@ -1,0 +1,88 @@
+// Lower-case hexadecimal and standard (padded) base64, the encodings restic uses in its JSON.
+#pragma once
+
+#include <stash/core/bytes.hpp>
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace stash {
+
+/// Lower-case hex of `b`.
+inline std::string to_hex(byte_span b) {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string s(b.size() * 2, '\0');
+    for (std::size_t i = 0; i < b.size(); ++i) {
+        s[2 * i] = digits[std::to_integer<unsigned>(b[i]) >> 4];
+        s[2 * i + 1] = digits[std::to_integer<unsigned>(b[i]) & 15];
+    }
+    return s;
+}
+
+/// Decodes hex (either case) into `out`; false on odd length, a bad digit, or a size mismatch.
+inline bool from_hex(std::string_view s, mutable_byte_span out) noexcept {
+    if (s.size() != out.size() * 2) return false;
+    auto nib = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        int hi = nib(s[2 * i]), lo = nib(s[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = std::byte(hi << 4 | lo);
+    }
+    return true;
+}
+
+/// Standard base64 with padding (RFC 4648 §4), as Go's encoding/json writes []byte.
+inline std::string to_base64(byte_span b) {
+    static constexpr char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string s;
+    s.reserve((b.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 3 <= b.size(); i += 3) {
+        unsigned v = unsigned(b[i]) << 16 | unsigned(b[i + 1]) << 8 | unsigned(b[i + 2]);
+        s += tbl[v >> 18]; s += tbl[(v >> 12) & 63]; s += tbl[(v >> 6) & 63]; s += tbl[v & 63];
+    }
+    if (i + 1 == b.size()) {
+        unsigned v = unsigned(b[i]) << 16;
+        s += tbl[v >> 18]; s += tbl[(v >> 12) & 63]; s += "==";
+    } else if (i + 2 == b.size()) {
+        unsigned v = unsigned(b[i]) << 16 | unsigned(b[i + 1]) << 8;
+        s += tbl[v >> 18]; s += tbl[(v >> 12) & 63]; s += tbl[(v >> 6) & 63]; s += '=';
+    }
+    return s;
+}
+
+/// Decodes standard base64 (padding optional); nullopt on a character outside the alphabet.
+inline std::optional<bytes> from_base64(std::string_view s) {
+    auto val = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+') return 62;
+        if (c == '/') return 63;
+        return -1;
+    };
+    while (!s.empty() && s.back() == '=') s.remove_suffix(1);
+    bytes out;
+    out.reserve(s.size() * 3 / 4);
+    unsigned acc = 0;
+    int bits = 0;
+    for (char c : s) {
+        int v = val(c);
+        if (v < 0) return std::nullopt;
+        acc = acc << 6 | unsigned(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out.push_back(std::byte((acc >> bits) & 0xff));
+        }
+    }
+    return out;
+}
+
+}  // namespace stash

@@ -1,0 +1,47 @@
+// The 32-byte identifier of every object in a restic repository (SHA-256 of its bytes).
+#pragma once
+
+#include <stash/core/error.hpp>
+#include <stash/core/hex.hpp>
+
+#include <array>
+#include <compare>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace stash {
+
+/// A SHA-256 digest naming a blob, pack, index, snapshot or key file. Printed as 64 lower-case hex digits.
+struct id {
+    std::array<std::byte, 32> bytes{};
+
+    std::string str() const { return to_hex(bytes); }
+    /// The first 8 hex digits, as restic prints snapshot IDs.
+    std::string short_str() const { return str().substr(0, 8); }
+    bool is_null() const noexcept { return *this == id{}; }
+
+    /// Parses exactly 64 hex digits.
+    static result<id> parse(std::string_view s) {
+        id v;
+        if (!from_hex(s, v.bytes)) return make_error(errc::invalid_argument, "invalid ID \"" + std::string(s) + "\"");
+        return v;
+    }
+
+    friend bool operator==(id const&, id const&) = default;
+    friend auto operator<=>(id const& a, id const& b) noexcept {
+        return std::memcmp(a.bytes.data(), b.bytes.data(), 32) <=> 0;
+    }
+};
+
+/// Hash for unordered containers: the id is already uniformly distributed, so take 8 of its bytes.
+struct id_hash {
+    std::size_t operator()(id const& v) const noexcept {
+        std::size_t h;
+        std::memcpy(&h, v.bytes.data(), sizeof h);
+        return h;
+    }
+};
+
+}  // namespace stash

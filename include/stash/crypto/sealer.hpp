@@ -1,0 +1,137 @@
+// restic's authenticated encryption: AES-256-CTR, then Poly1305-AES over the ciphertext.
+#pragma once
+
+#include <stash/concepts/sealer.hpp>
+#include <stash/core/hex.hpp>
+#include <stash/crypto/random.hpp>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <array>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+
+namespace stash::crypto {
+
+/// A restic key: the AES-256 key and the two Poly1305-AES key halves (restic-format.md §2.1).
+struct key_material {
+    std::array<std::byte, 32> encrypt{};
+    std::array<std::byte, 16> mac_k{};  ///< AES-128 key that derives the per-box `s`
+    std::array<std::byte, 16> mac_r{};  ///< Poly1305 `r`, stored unclamped
+
+    /// A fresh random key (a new repository's master key).
+    static key_material random() {
+        key_material k;
+        random_bytes(k.encrypt), random_bytes(k.mac_k), random_bytes(k.mac_r);
+        return k;
+    }
+    /// restic rejects keys whose parts are all zero.
+    bool valid() const noexcept {
+        auto zero = [](auto const& a) { for (auto b : a) if (b != std::byte{}) return false; return true; };
+        return !zero(encrypt) && !zero(mac_k) && !zero(mac_r);
+    }
+};
+
+namespace detail {
+struct cipher_ctx_free { void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); } };
+struct mac_ctx_free { void operator()(EVP_MAC_CTX* c) const noexcept { EVP_MAC_CTX_free(c); } };
+
+// Per-thread contexts: re-keying a context is cheap, allocating one per box is not.
+struct thread_ctx {
+    std::unique_ptr<EVP_CIPHER_CTX, cipher_ctx_free> ctr{EVP_CIPHER_CTX_new()};
+    std::unique_ptr<EVP_CIPHER_CTX, cipher_ctx_free> ecb{EVP_CIPHER_CTX_new()};
+    std::unique_ptr<EVP_MAC_CTX, mac_ctx_free> mac;
+    thread_ctx() {
+        static EVP_MAC* const poly = EVP_MAC_fetch(nullptr, "POLY1305", nullptr);
+        if (!poly || !ctr || !ecb) throw std::runtime_error("OpenSSL: cannot create cipher contexts");
+        mac.reset(EVP_MAC_CTX_new(poly));
+        if (!mac) throw std::runtime_error("OpenSSL: cannot create a Poly1305 context");
+    }
+    static thread_ctx& get() { thread_local thread_ctx c; return c; }
+};
+inline EVP_CIPHER const* aes256ctr() { static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr); return c; }
+inline EVP_CIPHER const* aes128ecb() { static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-128-ECB", nullptr); return c; }
+}  // namespace detail
+
+/** Seals and opens restic boxes: `IV(16) ‖ AES-256-CTR(P) ‖ Poly1305-AES(C)` (restic-format.md §2.2).
+
+    The nonce is 16 random bytes used as the whole CTR counter block and as the Poly1305-AES nonce;
+    the MAC key is `r ‖ AES-128(mac.k, IV)`; the MAC covers the ciphertext only.
+
+    @par Concepts
+    `stash::sealer`.
+*/
+class restic_sealer {
+public:
+    static constexpr std::size_t overhead = 32;
+    static constexpr std::size_t iv_size = 16, mac_size = 16;
+
+    explicit restic_sealer(key_material const& k) : key_(k) {}
+    key_material const& key() const noexcept { return key_; }
+
+    void seal(byte_span in, bytes& out) const {
+        std::array<std::byte, iv_size> iv;
+        do random_bytes(iv); while (iv == std::array<std::byte, iv_size>{});
+        seal_with_iv(in, iv, out);
+    }
+
+    /// Deterministic sealing for test vectors; never reuse an IV under one key.
+    void seal_with_iv(byte_span in, std::array<std::byte, iv_size> const& iv, bytes& out) const {
+        auto& ctx = detail::thread_ctx::get();
+        std::size_t base = out.size();
+        out.resize(base + in.size() + overhead);
+        auto* p = reinterpret_cast<unsigned char*>(out.data() + base);
+        std::memcpy(p, iv.data(), iv_size);
+        int n = 0;
+        if (!EVP_EncryptInit_ex2(ctx.ctr.get(), detail::aes256ctr(), u(key_.encrypt.data()), u(iv.data()), nullptr) ||
+            !EVP_EncryptUpdate(ctx.ctr.get(), p + iv_size, &n, u(in.data()), int(in.size())))
+            throw std::runtime_error("OpenSSL AES-256-CTR failed");
+        mac(ctx, iv.data(), {out.data() + base + iv_size, in.size()}, p + iv_size + in.size());
+    }
+
+    result<void> open(byte_span in, bytes& out) const {
+        if (in.size() < overhead) return make_error(errc::corrupt, "ciphertext too short");
+        auto& ctx = detail::thread_ctx::get();
+        auto const* iv = in.data();
+        byte_span ct = in.subspan(iv_size, in.size() - overhead);
+        unsigned char tag[mac_size];
+        mac(ctx, iv, ct, tag);
+        if (CRYPTO_memcmp(tag, in.data() + in.size() - mac_size, mac_size) != 0)
+            return make_error(errc::corrupt, "ciphertext verification failed (MAC mismatch)");
+        std::size_t base = out.size();
+        out.resize(base + ct.size());
+        int n = 0;
+        // CTR decryption is the same keystream XOR as encryption.
+        if (!EVP_EncryptInit_ex2(ctx.ctr.get(), detail::aes256ctr(), u(key_.encrypt.data()), u(iv), nullptr) ||
+            !EVP_EncryptUpdate(ctx.ctr.get(), u(out.data() + base), &n, u(ct.data()), int(ct.size())))
+            throw std::runtime_error("OpenSSL AES-256-CTR failed");
+        return {};
+    }
+
+private:
+    static unsigned char const* u(std::byte const* p) noexcept { return reinterpret_cast<unsigned char const*>(p); }
+    static unsigned char* u(std::byte* p) noexcept { return reinterpret_cast<unsigned char*>(p); }
+
+    void mac(detail::thread_ctx& ctx, std::byte const* iv, byte_span ct, unsigned char* tag_out) const {
+        unsigned char polykey[32];
+        std::memcpy(polykey, key_.mac_r.data(), 16);
+        int n = 0;
+        if (!EVP_EncryptInit_ex2(ctx.ecb.get(), detail::aes128ecb(), u(key_.mac_k.data()), nullptr, nullptr) ||
+            !EVP_CIPHER_CTX_set_padding(ctx.ecb.get(), 0) ||
+            !EVP_EncryptUpdate(ctx.ecb.get(), polykey + 16, &n, u(iv), 16))
+            throw std::runtime_error("OpenSSL AES-128-ECB failed");
+        std::size_t tl = 0;
+        if (!EVP_MAC_init(ctx.mac.get(), polykey, sizeof polykey, nullptr) ||
+            !EVP_MAC_update(ctx.mac.get(), u(ct.data()), ct.size()) ||
+            !EVP_MAC_final(ctx.mac.get(), tag_out, &tl, mac_size))
+            throw std::runtime_error("OpenSSL Poly1305 failed");
+    }
+
+    key_material key_;
+};
+static_assert(stash::sealer<restic_sealer>);
+
+}  // namespace stash::crypto

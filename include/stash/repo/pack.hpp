@@ -1,0 +1,105 @@
+// Pack files: sealed blobs followed by a sealed header and its length (restic-format.md §4).
+#pragma once
+
+#include <stash/concepts/sealer.hpp>
+#include <stash/core/id.hpp>
+
+#include <cstdint>
+#include <vector>
+
+namespace stash::repo {
+
+enum class blob_type : std::uint8_t { data = 0, tree = 1 };
+
+inline char const* to_string(blob_type t) noexcept { return t == blob_type::tree ? "tree" : "data"; }
+
+/// One blob's place in a pack, as the header and the index describe it.
+struct blob_entry {
+    id blob;
+    blob_type type = blob_type::data;
+    std::uint32_t offset = 0;               ///< of the sealed blob within the pack
+    std::uint32_t length = 0;               ///< of the sealed blob (stored size + 32)
+    std::uint32_t uncompressed_length = 0;  ///< plaintext size for compressed blobs, 0 otherwise
+
+    friend bool operator==(blob_entry const&, blob_entry const&) = default;
+};
+
+inline constexpr std::size_t entry_size_plain = 37, entry_size_compressed = 41;
+inline constexpr std::size_t max_header_size = 16 * 1024 * 1024;
+
+/// Encodes the plaintext header entries in on-disk order (type byte 0–3, restic-format.md §4.1).
+inline bytes encode_header(std::vector<blob_entry> const& entries) {
+    bytes h;
+    h.reserve(entries.size() * entry_size_compressed);
+    for (auto const& e : entries) {
+        bool const compressed = e.uncompressed_length != 0;
+        std::byte b[41];
+        b[0] = std::byte(std::uint8_t(e.type) | (compressed ? 2 : 0));
+        put_u32le(b + 1, e.length);
+        std::size_t n = 5;
+        if (compressed) put_u32le(b + 5, e.uncompressed_length), n = 9;
+        std::copy(e.blob.bytes.begin(), e.blob.bytes.end(), b + n);
+        h.insert(h.end(), b, b + n + 32);
+    }
+    return h;
+}
+
+/// Decodes plaintext header entries, assigning offsets in order. Errors: `errc::corrupt`.
+inline result<std::vector<blob_entry>> decode_header(byte_span h, std::string const& what) {
+    std::vector<blob_entry> out;
+    std::uint64_t offset = 0;
+    for (std::size_t p = 0; p < h.size();) {
+        auto t = std::to_integer<unsigned>(h[p]);
+        if (t > 3) return make_error(errc::corrupt, what + ": invalid blob type " + std::to_string(t) + " in header");
+        std::size_t const need = t >= 2 ? entry_size_compressed : entry_size_plain;
+        if (p + need > h.size()) return make_error(errc::corrupt, what + ": truncated header entry");
+        blob_entry e;
+        e.type = blob_type(t & 1);
+        e.length = get_u32le(h.data() + p + 1);
+        std::size_t idp = p + 5;
+        if (t >= 2) e.uncompressed_length = get_u32le(h.data() + p + 5), idp = p + 9;
+        std::copy_n(h.data() + idp, 32, e.blob.bytes.begin());
+        if (offset + e.length > 0xFFFFFFFFull) return make_error(errc::corrupt, what + ": pack larger than 4 GiB");
+        e.offset = std::uint32_t(offset);
+        offset += e.length;
+        out.push_back(e);
+        p += need;
+    }
+    return out;
+}
+
+/** Accumulates sealed blobs of one type into a pack. `finish` appends the sealed header and its
+    length; the pack's ID is then the hasher's digest of the bytes. Not thread-safe. */
+class pack_builder {
+public:
+    /// Appends an already sealed blob.
+    void add(id const& blob, blob_type t, byte_span sealed, std::uint32_t uncompressed_length) {
+        entries_.push_back({blob, t, std::uint32_t(data_.size()), std::uint32_t(sealed.size()), uncompressed_length});
+        data_.insert(data_.end(), sealed.begin(), sealed.end());
+    }
+    std::size_t size() const noexcept { return data_.size(); }
+    std::size_t count() const noexcept { return entries_.size(); }
+    bool empty() const noexcept { return entries_.empty(); }
+    std::vector<blob_entry> const& entries() const noexcept { return entries_; }
+
+    /// Seals the header and returns the complete pack bytes; the builder is empty afterwards.
+    template <sealer Sealer>
+    bytes finish(Sealer const& s) {
+        bytes out = std::move(data_);
+        auto const before = out.size();
+        s.seal(encode_header(entries_), out);
+        std::uint32_t const hlen = std::uint32_t(out.size() - before);
+        out.resize(out.size() + 4);
+        put_u32le(out.data() + out.size() - 4, hlen);
+        data_.clear();
+        return out;
+    }
+    /// Hands out the entries of the finished pack and resets.
+    std::vector<blob_entry> take_entries() { return std::exchange(entries_, {}); }
+
+private:
+    bytes data_;
+    std::vector<blob_entry> entries_;
+};
+
+}  // namespace stash::repo

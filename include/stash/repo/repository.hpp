@@ -1,0 +1,438 @@
+// A restic-format repository over any backend: keys, config, encrypted files, index, blobs, locks.
+#pragma once
+
+#include <stash/compress/zstd.hpp>
+#include <stash/concepts/backend.hpp>
+#include <stash/concepts/hasher.hpp>
+#include <stash/repo/config.hpp>
+#include <stash/repo/index.hpp>
+#include <stash/repo/key.hpp>
+#include <stash/repo/lock.hpp>
+#include <stash/repo/snapshot.hpp>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+namespace stash::repo {
+
+/// Options for creating a repository.
+struct init_options {
+    unsigned version = 2;                          ///< 1 or 2
+    std::string chunker = "rabin";                 ///< recorded in the config for later backups
+    std::optional<chunk::polynomial> polynomial;   ///< random when empty
+    crypto::scrypt_params kdf{32768, 8, 1};
+    std::string username, hostname;
+};
+
+/// The host name as restic records it.
+inline std::string this_hostname() {
+    char buf[256] = {};
+    ::gethostname(buf, sizeof buf - 1);
+    return buf;
+}
+
+/** A restic repository (format versions 1 and 2) stored through `Backend`.
+
+    Files other than packs are "unpacked": one box each, in v2 holding `0x02 ‖ zstd(JSON)`
+    (restic-format.md §5.2). Their names are the `Hasher` digest of the stored bytes; loading verifies it.
+    Blob reads verify the MAC and the blob ID. All members are thread-safe unless noted.
+
+    @tparam Backend models `stash::backend`.
+    @tparam Hasher models `stash::hasher` (SHA-256 for restic compatibility).
+*/
+template <backend Backend, hasher Hasher>
+class repository {
+public:
+    static constexpr std::size_t max_key_attempts = 20;  ///< restic tries at most 20 key files
+
+    /// Creates a repository: layout, a key file for `password`, and the config.
+    static result<repository> init(Backend b, std::string_view password, init_options opt) {
+        if (opt.version != 1 && opt.version != 2)
+            return make_error(errc::unsupported, "repository version " + std::to_string(opt.version) +
+                                                     " is not supported (use 1 or 2)");
+        if (password.empty()) return make_error(errc::invalid_argument, "an empty password is not allowed");
+        STASH_TRYV(b.create());
+        auto master = crypto::key_material::random();
+        auto key = make_key(password, master, opt.kdf, opt.username, opt.hostname.empty() ? this_hostname() : opt.hostname);
+        if (!key) return std::move(key).error();
+        std::string const kj = key->to_json();
+        STASH_TRYV(b.put({file_type::key, Hasher::digest(as_bytes(kj)).str()}, as_bytes(kj)));
+        config c;
+        c.version = opt.version;
+        std::array<std::byte, 32> rid;
+        crypto::random_bytes(rid);
+        c.id = to_hex(rid);
+        c.chunker = opt.chunker;
+        if (opt.polynomial) {
+            c.chunker_polynomial = *opt.polynomial;
+        } else {
+            auto p = chunk::polynomial::derive([] {
+                std::uint64_t v;
+                crypto::random_bytes(std::as_writable_bytes(std::span(&v, 1)));
+                return v;
+            });
+            if (!p) return make_error(errc::io, "could not find an irreducible polynomial");
+            c.chunker_polynomial = *p;
+        }
+        repository r(std::move(b), crypto::restic_sealer(master), c);
+        STASH_TRYV(r.save_config());
+        return r;
+    }
+
+    /// Opens a repository with `password`, trying each key file. Errors: `errc::not_found` when there
+    /// is no repository, `errc::wrong_password` when no key opens, `errc::corrupt`/`unsupported` for a
+    /// bad config.
+    static result<repository> open(Backend b, std::string_view password) {
+        if (auto st = b.stat({file_type::config, ""}); !st) {
+            if (st.error().is(errc::not_found))
+                return make_error(errc::not_found, "repository " + b.location() + " does not exist (no config file)");
+            return std::move(st).error();
+        }
+        std::vector<std::string> keys;
+        STASH_TRYV(b.list(file_type::key, [&](std::string_view n, std::uint64_t) { keys.emplace_back(n); }));
+        std::sort(keys.begin(), keys.end());
+        if (keys.size() > max_key_attempts) keys.resize(max_key_attempts);
+        for (auto const& name : keys) {
+            bytes raw;
+            STASH_TRYV(b.get({file_type::key, name}, 0, 0, raw));
+            auto kf = key_file::from_json(as_chars(raw), "key " + name);
+            if (!kf) continue;  // an unreadable key file is skipped, as restic does
+            auto master = open_key(password, *kf);
+            if (!master) {
+                if (master.error().is(errc::wrong_password)) continue;
+                return std::move(master).error();
+            }
+            crypto::restic_sealer s(*master);
+            bytes box, plain;
+            STASH_TRYV(b.get({file_type::config, ""}, 0, 0, box));
+            if (auto o = s.open(box, plain); !o) return make_error(errc::corrupt, "config: " + o.error().message);
+            auto c = config::from_json(as_chars(plain));
+            if (!c) return std::move(c).error();
+            return repository(std::move(b), std::move(s), std::move(*c));
+        }
+        return make_error(errc::wrong_password, "wrong password or no key found for repository " + b.location());
+    }
+
+    repository(repository&& o) noexcept
+        : backend_(std::move(o.backend_)), sealer_(std::move(o.sealer_)), config_(std::move(o.config_)) {}
+
+    Backend& backend() noexcept { return backend_; }
+    config const& cfg() const noexcept { return config_; }
+    crypto::restic_sealer const& sealer() const noexcept { return sealer_; }
+    repo::index& index() noexcept { return index_; }
+    repo::index const& index() const noexcept { return index_; }
+    /// v2 repositories store compressed blobs and unpacked files.
+    bool compression() const noexcept { return config_.version >= 2; }
+
+    // --- unpacked files -------------------------------------------------------------------------
+
+    /// Encrypts (and in v2 compresses) `plaintext` and stores it under its hash. Returns the file ID.
+    result<id> save_unpacked(file_type t, std::string_view plaintext) {
+        bytes box;
+        encrypt_unpacked(t, plaintext, box);
+        id const fid = Hasher::digest(box);
+        STASH_TRYV(backend_.put({t, fid.str()}, box));
+        return fid;
+    }
+
+    /// Loads, verifies (hash of the stored bytes), decrypts and decompresses an unpacked file.
+    result<std::string> load_unpacked(file_type t, id const& fid) {
+        handle const h{t, fid.str()};
+        bytes box;
+        STASH_TRYV(backend_.get(h, 0, 0, box));
+        if (Hasher::digest(box) != fid) return make_error(errc::corrupt, h.str() + ": file content does not match its ID");
+        return decrypt_unpacked(h, box);
+    }
+
+    /// Loads a snapshot file.
+    result<snapshot> load_snapshot(id const& sid) {
+        auto text = load_unpacked(file_type::snapshot, sid);
+        if (!text) return std::move(text).error();
+        return snapshot::from_json(*text, "snapshot " + sid.str());
+    }
+
+    /// Lists the IDs of files of type `t`.
+    result<std::vector<id>> list(file_type t) {
+        std::vector<id> out;
+        STASH_TRYV(backend_.list(t, [&](std::string_view n, std::uint64_t) {
+            if (auto i = id::parse(n)) out.push_back(*i);
+        }));
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+
+    /// Resolves a unique ID prefix (as typed on the command line) among files of type `t`.
+    result<id> find(file_type t, std::string_view prefix) {
+        auto ids = list(t);
+        if (!ids) return std::move(ids).error();
+        std::optional<id> hit;
+        for (auto const& i : *ids) {
+            if (i.str().starts_with(prefix)) {
+                if (hit) return make_error(errc::invalid_argument, "ID prefix \"" + std::string(prefix) + "\" is ambiguous");
+                hit = i;
+            }
+        }
+        if (!hit || prefix.empty())
+            return make_error(errc::not_found, std::string(t == file_type::snapshot ? "snapshot" : "file") + " \"" +
+                                                   std::string(prefix) + "\" not found");
+        return *hit;
+    }
+
+    // --- index ----------------------------------------------------------------------------------
+
+    /// Loads every index file into `index()`, in parallel.
+    result<void> load_index() {
+        auto ids = list(file_type::index);
+        if (!ids) return std::move(ids).error();
+        std::atomic<std::size_t> next{0};
+        std::mutex emu;
+        std::optional<error> first_error;
+        auto work = [&] {
+            for (std::size_t i; (i = next++) < ids->size();) {
+                auto r = load_index_file((*ids)[i]);
+                if (!r) {
+                    std::lock_guard lk(emu);
+                    if (!first_error) first_error = r.error();
+                }
+            }
+        };
+        std::vector<std::jthread> pool;
+        for (unsigned t = 1; t < std::min<std::size_t>(std::max(2u, std::thread::hardware_concurrency()), ids->size()); ++t)
+            pool.emplace_back(work);
+        work();
+        pool.clear();
+        if (first_error) return *first_error;
+        return {};
+    }
+
+    result<void> load_index_file(id const& iid) {
+        auto text = load_unpacked(file_type::index, iid);
+        if (!text) return std::move(text).error();
+        auto packs = parse_index(*text, "index " + iid.str());
+        if (!packs) return std::move(packs).error();
+        for (auto const& p : *packs) {
+            if (config_.version == 1)
+                for (auto const& b : p.blobs)
+                    if (b.uncompressed_length)
+                        return make_error(errc::corrupt, "index " + iid.str() + " uses feature not supported by repository version 1");
+            index_.add(p);
+        }
+        return {};
+    }
+
+    // --- blobs ----------------------------------------------------------------------------------
+
+    /// Loads a blob's plaintext, verifying MAC and ID. Errors name the blob and its pack.
+    result<bytes> load_blob(blob_type t, id const& blob) {
+        auto loc = index_.find(blob, t);
+        if (!loc) return make_error(errc::not_found, std::string(to_string(t)) + " blob " + blob.str() + " not found in index");
+        bytes sealed, out;
+        STASH_TRYV(backend_.get({file_type::pack, loc->pack.str()}, loc->entry.offset, loc->entry.length, sealed));
+        STASH_TRYV(decode_blob(*loc, sealed, out));
+        return out;
+    }
+
+    /// Opens a sealed blob read from its pack into `out` (replaced) and checks its ID.
+    result<void> decode_blob(blob_location const& loc, byte_span sealed, bytes& out) {
+        thread_local bytes plain;
+        plain.clear();
+        auto where = [&] { return std::string(to_string(loc.entry.type)) + " blob " + loc.entry.blob.str() + " in pack " + loc.pack.str(); };
+        if (auto r = sealer_.open(sealed, plain); !r) return make_error(errc::corrupt, where() + ": " + r.error().message);
+        out.clear();
+        if (loc.entry.uncompressed_length) {
+            thread_local compress::zstd_decoder dec;
+            if (auto r = dec.decompress(plain, loc.entry.uncompressed_length, out); !r)
+                return make_error(errc::corrupt, where() + ": " + r.error().message);
+        } else {
+            out.swap(plain);
+        }
+        if (Hasher::digest(out) != loc.entry.blob) return make_error(errc::corrupt, where() + ": content does not match its ID");
+        return {};
+    }
+
+    /// Uploads a finished pack, then makes its blobs visible in the index and queues them for the
+    /// next index file. Packs are named by the hash of their bytes.
+    result<id> save_pack(bytes const& pack, std::vector<blob_entry> entries) {
+        id const pid = Hasher::digest(pack);
+        STASH_TRYV(backend_.put({file_type::pack, pid.str()}, pack));
+        indexed_pack ip{pid, std::move(entries)};
+        index_.add(ip);
+        std::lock_guard lk(pending_mu_);
+        pending_blobs_ += ip.blobs.size();
+        pending_.push_back(std::move(ip));
+        return pid;
+    }
+
+    /// Writes an index file for packs saved since the last flush (no-op when there are none).
+    result<void> flush_index() {
+        std::vector<indexed_pack> packs;
+        {
+            std::lock_guard lk(pending_mu_);
+            packs.swap(pending_);
+            pending_blobs_ = 0;
+        }
+        if (packs.empty()) return {};
+        auto r = save_unpacked(file_type::index, index_json(packs));
+        if (!r) return std::move(r).error();
+        return {};
+    }
+
+    /// Blobs saved in packs but not yet in an index file (restic flushes at 50,000/150,000).
+    std::size_t pending_index_blobs() const {
+        std::lock_guard lk(pending_mu_);
+        return pending_blobs_;
+    }
+
+    /// Claims a blob for writing: true if no one has it or is writing it. Lets concurrent workers
+    /// store each new blob once.
+    bool claim(id const& blob, blob_type t) {
+        if (index_.has(blob, t)) return false;
+        std::lock_guard lk(claim_mu_);
+        return claimed_[std::size_t(t)].insert(blob).second;
+    }
+
+    // --- locks ----------------------------------------------------------------------------------
+
+    /// A held lock: refreshed every 5 minutes by a background thread, removed on destruction.
+    class lock_holder {
+    public:
+        lock_holder(repository& r, repo::lock l, id file) : repo_(&r), lock_(std::move(l)), file_(file) {
+            refresher_ = std::jthread([this](std::stop_token st) {
+                std::mutex m;
+                std::condition_variable_any cv;
+                std::unique_lock lk(m);
+                while (!cv.wait_for(lk, st, std::chrono::minutes(5), [] { return false; })) {
+                    lock_.time = timestamp::now();
+                    if (auto n = repo_->save_unpacked(file_type::lock, lock_.to_json())) {
+                        (void)repo_->backend().remove({file_type::lock, file_.str()});
+                        file_ = *n;
+                    }
+                }
+            });
+        }
+        lock_holder(lock_holder const&) = delete;
+        ~lock_holder() {
+            refresher_ = {};
+            (void)repo_->backend().remove({file_type::lock, file_.str()});
+        }
+
+    private:
+        repository* repo_;
+        repo::lock lock_;
+        id file_;
+        std::jthread refresher_;
+    };
+
+    /// Takes a lock as restic does (restic-format.md §9): write ours, wait 200 ms, re-check for
+    /// conflicts. Errors: `errc::locked`, naming the holder.
+    result<std::unique_ptr<lock_holder>> acquire_lock(bool exclusive) {
+        repo::lock l;
+        l.time = timestamp::now();
+        l.exclusive = exclusive;
+        l.hostname = this_hostname();
+        l.username = current_user();
+        l.pid = ::getpid();
+        l.uid = ::getuid(), l.gid = ::getgid();
+        STASH_TRYV(check_locks(exclusive, std::nullopt));
+        auto fid = save_unpacked(file_type::lock, l.to_json());
+        if (!fid) return std::move(fid).error();
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        if (auto c = check_locks(exclusive, *fid); !c) {
+            (void)backend_.remove({file_type::lock, fid->str()});
+            return std::move(c).error();
+        }
+        return std::make_unique<lock_holder>(*this, std::move(l), *fid);
+    }
+
+    /// Removes stale locks (or all with `all`); returns how many were removed.
+    result<std::size_t> remove_locks(bool all) {
+        auto ids = list(file_type::lock);
+        if (!ids) return std::move(ids).error();
+        std::size_t n = 0;
+        auto const host = this_hostname();
+        for (auto const& i : *ids) {
+            bool del = all;
+            if (!del) {
+                auto text = load_unpacked(file_type::lock, i);
+                auto l = text ? repo::lock::from_json(*text, "lock " + i.str()) : result<repo::lock>(text.error());
+                del = l && l->stale(host, timestamp::now());
+            }
+            if (del && backend_.remove({file_type::lock, i.str()})) ++n;
+        }
+        return n;
+    }
+
+    static std::string current_user() {
+        if (char const* u = std::getenv("USER")) return u;
+        return {};
+    }
+
+private:
+    repository(Backend b, crypto::restic_sealer s, config c)
+        : backend_(std::move(b)), sealer_(std::move(s)), config_(std::move(c)) {}
+
+    result<void> save_config() {
+        bytes box;
+        std::string const j = config_.to_json();
+        sealer_.seal(as_bytes(j), box);  // the config is never compressed
+        return backend_.put({file_type::config, ""}, box);
+    }
+
+    void encrypt_unpacked(file_type t, std::string_view plaintext, bytes& box) const {
+        if (compression() && t != file_type::config && t != file_type::key) {
+            bytes packed{std::byte{2}};
+            compress::zstd_compress_frame(as_bytes(plaintext), packed);
+            sealer_.seal(packed, box);
+        } else {
+            sealer_.seal(as_bytes(plaintext), box);
+        }
+    }
+
+    result<std::string> decrypt_unpacked(handle const& h, byte_span box) const {
+        bytes plain;
+        if (auto r = sealer_.open(box, plain); !r) return make_error(errc::corrupt, h.str() + ": " + r.error().message);
+        if (config_.version < 2 || plain.empty() || plain[0] == std::byte('{') || plain[0] == std::byte('['))
+            return std::string(as_chars(plain));
+        if (plain[0] != std::byte{2}) return make_error(errc::corrupt, h.str() + ": not supported encoding format");
+        bytes json;
+        compress::zstd_decoder dec;
+        if (auto r = dec.decompress(byte_span(plain).subspan(1), 0, json); !r)
+            return make_error(errc::corrupt, h.str() + ": " + r.error().message);
+        return std::string(as_chars(json));
+    }
+
+    result<void> check_locks(bool exclusive, std::optional<id> own) {
+        auto ids = list(file_type::lock);
+        if (!ids) return std::move(ids).error();
+        for (auto const& i : *ids) {
+            if (own && i == *own) continue;
+            auto text = load_unpacked(file_type::lock, i);
+            if (!text) continue;  // unreadable locks are ignored, as restic does
+            auto l = repo::lock::from_json(*text, "lock " + i.str());
+            if (!l) continue;
+            if (exclusive || l->exclusive)
+                return make_error(errc::locked, std::string("repository is already locked ") + (l->exclusive ? "exclusively " : "") +
+                                                    "by PID " + std::to_string(l->pid) + " on " + l->hostname + " by " +
+                                                    l->username + " (lock " + i.short_str() + ", created " +
+                                                    format_rfc3339(l->time) + "); run `stash unlock` if it is stale");
+        }
+        return {};
+    }
+
+    Backend backend_;
+    crypto::restic_sealer sealer_;
+    config config_;
+    repo::index index_;
+    mutable std::mutex pending_mu_;
+    std::vector<indexed_pack> pending_;
+    std::size_t pending_blobs_ = 0;
+    std::mutex claim_mu_;
+    std::unordered_set<id, id_hash> claimed_[2];
+};
+
+}  // namespace stash::repo

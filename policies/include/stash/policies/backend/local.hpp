@@ -1,0 +1,176 @@
+// A repository in a local directory, in restic's default layout.
+#pragma once
+
+#include <stash/concepts/backend.hpp>
+#include <stash/core/hex.hpp>
+#include <stash/crypto/random.hpp>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <string>
+
+namespace stash::policies::backend {
+
+/** Files under a directory as restic's local backend lays them out (restic-format.md §1.1):
+    `config`, `keys/`, `locks/`, `snapshots/`, `index/`, `data/00…ff/`. Directories 0700, files 0400.
+
+    `put` writes `<name>-tmp-<random>` in the target directory, fsyncs, closes and renames, so a reader
+    (or a crash) never sees a partial file; listing skips names that are not 64 hex digits.
+
+    @par Concepts
+    `stash::backend`. Thread-safe: every call works on its own file descriptors.
+*/
+class local {
+public:
+    explicit local(std::string root) : root_(std::move(root)) {
+        while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+    }
+
+    std::string location() const { return root_; }
+
+    result<void> create() {
+        struct stat st;
+        if (::stat((root_ + "/config").c_str(), &st) == 0)
+            return make_error(errc::already_exists, "repository " + root_ + " already exists (config file found)");
+        if (::mkdir(root_.c_str(), 0700) != 0 && errno != EEXIST) return errno_error("create " + root_);
+        for (auto t : {file_type::key, file_type::lock, file_type::snapshot, file_type::index, file_type::pack})
+            STASH_TRYV(mkdir(root_ + "/" + dir_name(t)));
+        for (int i = 0; i < 256; ++i) STASH_TRYV(mkdir(root_ + "/data/" + to_hex(std::array{std::byte(i)})));
+        return {};
+    }
+
+    result<void> put(handle const& h, byte_span data) {
+        std::string const path = path_of(h);
+        std::array<std::byte, 8> rnd;
+        crypto::random_bytes(rnd);
+        std::string const tmp = path + "-tmp-" + to_hex(rnd);
+        int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno == ENOENT && h.type == file_type::pack) {
+            // Tolerate repositories whose data/XX directories were not all created.
+            STASH_TRYV(mkdir(path.substr(0, path.rfind('/'))));
+            fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        }
+        if (fd < 0) return errno_error("create " + tmp);
+        for (std::size_t off = 0; off < data.size();) {
+            ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                auto e = errno_error("write " + tmp);
+                ::close(fd), ::unlink(tmp.c_str());
+                return e;
+            }
+            off += std::size_t(n);
+        }
+        if (::fsync(fd) != 0 || ::fchmod(fd, 0400) != 0) {
+            auto e = errno_error("fsync " + tmp);
+            ::close(fd), ::unlink(tmp.c_str());
+            return e;
+        }
+        ::close(fd);
+        if (::rename(tmp.c_str(), path.c_str()) != 0) {
+            auto e = errno_error("rename " + tmp);
+            ::unlink(tmp.c_str());
+            return e;
+        }
+        return {};
+    }
+
+    result<void> get(handle const& h, std::uint64_t off, std::uint64_t len, bytes& out) {
+        std::string const path = path_of(h);
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return errno_error("open " + path);
+        if (len == 0) {
+            struct stat st;
+            if (::fstat(fd, &st) != 0) {
+                auto e = errno_error("stat " + path);
+                ::close(fd);
+                return e;
+            }
+            len = std::uint64_t(st.st_size) > off ? std::uint64_t(st.st_size) - off : 0;
+        }
+        out.resize(len);
+        std::uint64_t got = 0;
+        while (got < len) {
+            ssize_t n = ::pread(fd, out.data() + got, len - got, off_t(off + got));
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) {
+                auto e = errno_error("read " + path);
+                ::close(fd);
+                return e;
+            }
+            if (n == 0) break;
+            got += std::uint64_t(n);
+        }
+        ::close(fd);
+        if (got != len)
+            return make_error(errc::corrupt, path + ": file is shorter than expected (wanted bytes " + std::to_string(off) +
+                                                 "…" + std::to_string(off + len) + ")");
+        return {};
+    }
+
+    result<std::uint64_t> stat(handle const& h) {
+        struct stat st;
+        std::string const path = path_of(h);
+        if (::stat(path.c_str(), &st) != 0) return errno_error("stat " + path);
+        return std::uint64_t(st.st_size);
+    }
+
+    result<void> list(file_type t, list_fn const& fn) {
+        if (t == file_type::config) return {};
+        std::string const dir = root_ + "/" + dir_name(t);
+        if (t != file_type::pack) return list_dir(dir, fn);
+        for (int i = 0; i < 256; ++i) {
+            auto r = list_dir(dir + "/" + to_hex(std::array{std::byte(i)}), fn);
+            if (!r && !r.error().is(errc::not_found)) return r;
+        }
+        return {};
+    }
+
+    result<void> remove(handle const& h) {
+        std::string const path = path_of(h);
+        if (::unlink(path.c_str()) != 0) return errno_error("remove " + path);
+        return {};
+    }
+
+    std::string path_of(handle const& h) const {
+        switch (h.type) {
+            case file_type::config: return root_ + "/config";
+            case file_type::pack: return root_ + "/data/" + h.name.substr(0, 2) + "/" + h.name;
+            default: return root_ + "/" + dir_name(h.type) + "/" + h.name;
+        }
+    }
+
+private:
+    static result<void> mkdir(std::string const& p) {
+        if (::mkdir(p.c_str(), 0700) != 0 && errno != EEXIST) return errno_error("create directory " + p);
+        return {};
+    }
+
+    static bool is_id(std::string_view n) noexcept {
+        if (n.size() != 64) return false;
+        for (char c : n)
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+        return true;
+    }
+
+    static result<void> list_dir(std::string const& dir, list_fn const& fn) {
+        DIR* d = ::opendir(dir.c_str());
+        if (!d) return errno_error("list " + dir);
+        while (dirent* e = ::readdir(d)) {
+            if (!is_id(e->d_name)) continue;
+            struct stat st;
+            if (::fstatat(::dirfd(d), e->d_name, &st, 0) == 0) fn(e->d_name, std::uint64_t(st.st_size));
+        }
+        ::closedir(d);
+        return {};
+    }
+
+    std::string root_;
+};
+static_assert(stash::backend<local>);
+
+}  // namespace stash::policies::backend

@@ -1,0 +1,78 @@
+// FastCDC: gear-hash content-defined chunking with normalized chunking.
+#pragma once
+
+#include <stash/concepts/chunker.hpp>
+
+#include <array>
+#include <bit>
+#include <cstdint>
+
+namespace stash::policies::chunk {
+
+/** FastCDC (Xia et al., "FastCDC: a Fast and Efficient Content-Defined Chunking Approach for Data
+    Deduplication", USENIX ATC 2016): gear hash `h = (h << 1) + G[b]`, cut-point skipping below the
+    minimum size, and normalized chunking with a harder mask before the average size and an easier one
+    after it (normalization level 2). Masks use the high bits of `h`, which depend on the most bytes.
+
+    Defaults match restic's size bounds (min 512 KiB, average 1 MiB, max 8 MiB) so dedup ratios compare.
+    The gear table is fixed (SplitMix64, seed 0x5354415348): changing it changes every cut point.
+
+    @par Concepts
+    `stash::chunker`.
+*/
+class fastcdc {
+public:
+    explicit fastcdc(std::size_t min = 512 * 1024, std::size_t avg = 1024 * 1024, std::size_t max = 8 * 1024 * 1024)
+        : min_(min), avg_(avg), max_(max) {
+        unsigned const bits = unsigned(std::bit_width(avg) - 1);
+        mask_s_ = high_bits(bits + 2);
+        mask_l_ = high_bits(bits - 2);
+    }
+
+    std::size_t min_size() const noexcept { return min_; }
+    std::size_t max_size() const noexcept { return max_; }
+
+    std::size_t cut(byte_span s) const noexcept {
+        std::size_t const n = s.size();
+        if (n <= min_) return n;
+        auto const* p = reinterpret_cast<std::uint8_t const*>(s.data());
+        auto const& g = gear();
+        std::size_t const end = std::min(n, max_);
+        std::size_t const normal = std::min(end, avg_);
+        std::uint64_t h = 0;
+        std::size_t i = min_;
+        for (; i < normal; ++i) {
+            h = (h << 1) + g[p[i]];
+            if (!(h & mask_s_)) return i + 1;
+        }
+        for (; i < end; ++i) {
+            h = (h << 1) + g[p[i]];
+            if (!(h & mask_l_)) return i + 1;
+        }
+        return end;
+    }
+
+private:
+    static constexpr std::uint64_t high_bits(unsigned k) noexcept { return k >= 64 ? ~0ull : ~0ull << (64 - k); }
+
+    static std::array<std::uint64_t, 256> const& gear() noexcept {
+        static constexpr auto table = [] {
+            std::array<std::uint64_t, 256> t{};
+            std::uint64_t s = 0x5354415348;
+            for (auto& v : t) {
+                std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+                z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+                z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+                v = z ^ (z >> 31);
+            }
+            return t;
+        }();
+        return table;
+    }
+
+    std::size_t min_, avg_, max_;
+    std::uint64_t mask_s_, mask_l_;
+};
+static_assert(stash::chunker<fastcdc>);
+
+}  // namespace stash::policies::chunk

@@ -1,0 +1,96 @@
+// restic's content-defined chunker: a Rabin fingerprint over a 64-byte window.
+#pragma once
+
+#include <stash/chunk/polynomial.hpp>
+#include <stash/concepts/chunker.hpp>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+
+namespace stash::policies::chunk {
+
+/** The Rabin-fingerprint chunker of restic/chunker v0.4.0 (restic-format.md §10): window 64 bytes,
+    min 512 KiB, max 8 MiB, cut where `fingerprint & (2^20 − 1) == 0`, with the repository's
+    irreducible polynomial. Cuts identical to restic's, so blobs deduplicate across both tools.
+
+    The window is read straight from the span (no ring buffer): hashing restarts at `min − 64` of each
+    chunk, where restic's reset state has only the initial byte `1` left to slide out.
+
+    @par Concepts
+    `stash::chunker`.
+*/
+class rabin {
+public:
+    static constexpr std::size_t window = 64;
+    static constexpr std::size_t default_min = 512 * 1024, default_max = 8 * 1024 * 1024;
+
+    explicit rabin(stash::chunk::polynomial pol, unsigned average_bits = 20,
+                   std::size_t min = default_min, std::size_t max = default_max)
+        : tables_(std::make_shared<tables>(pol)), mask_((std::uint64_t(1) << average_bits) - 1), min_(min), max_(max) {}
+
+    std::size_t min_size() const noexcept { return min_; }
+    std::size_t max_size() const noexcept { return max_; }
+    stash::chunk::polynomial polynomial() const noexcept { return tables_->pol; }
+
+    std::size_t cut(byte_span s) const noexcept { return cut_with_fingerprint(s).first; }
+
+    /// The chunk length and the fingerprint at the cut (restic's `Chunk.Cut`), for golden vectors.
+    std::pair<std::size_t, std::uint64_t> cut_with_fingerprint(byte_span s) const noexcept {
+        if (s.size() <= min_) return {s.size(), s.size() < min_ - window ? 1 : fingerprint_of(s)};
+        auto const* p = reinterpret_cast<std::uint8_t const*>(s.data());
+        auto const& t = *tables_;
+        std::size_t const end = std::min(s.size(), max_);
+        unsigned const shift = t.shift;
+        std::uint64_t d = 1;
+        std::size_t i = min_ - window;
+        // The first 64 bytes fill the window; only the initial 1 leaves it (on the 64th byte).
+        for (std::size_t k = 0; k < window; ++k, ++i) {
+            if (k == window - 1) d ^= t.out[1];
+            d = ((d << 8) | p[i]) ^ t.mod[d >> shift];
+        }
+        for (;; ++i) {
+            // i == bytes consumed == chunk length so far, and len >= min holds here.
+            if ((d & mask_) == 0 || i >= max_) return {i, d};
+            if (i == end) return {i, d};
+            d ^= t.out[p[i - window]];
+            d = ((d << 8) | p[i]) ^ t.mod[d >> shift];
+        }
+    }
+
+private:
+    struct tables {
+        stash::chunk::polynomial pol;
+        unsigned shift;
+        std::array<std::uint64_t, 256> out{}, mod{};
+        explicit tables(stash::chunk::polynomial p) : pol(p), shift(unsigned(p.degree() - 8)) {
+            using P = stash::chunk::polynomial;
+            int const k = p.degree();
+            for (std::uint64_t b = 0; b < 256; ++b) {
+                std::uint64_t h = P::mod(b, p.value);
+                for (std::size_t i = 0; i < window - 1; ++i) h = P::mod(h << 8, p.value);
+                out[b] = h;
+                mod[b] = P::mod(b << k, p.value) ^ (b << k);
+            }
+        }
+    };
+
+    // Fingerprint of a short final chunk that restic hashed partly (len in [min−64, min]).
+    std::uint64_t fingerprint_of(byte_span s) const noexcept {
+        auto const* p = reinterpret_cast<std::uint8_t const*>(s.data());
+        auto const& t = *tables_;
+        std::uint64_t d = 1;
+        for (std::size_t i = min_ - window, k = 0; i < s.size(); ++i, ++k) {
+            if (k == window - 1) d ^= t.out[1];
+            d = ((d << 8) | p[i]) ^ t.mod[d >> t.shift];
+        }
+        return d;
+    }
+
+    std::shared_ptr<tables const> tables_;
+    std::uint64_t mask_;
+    std::size_t min_, max_;
+};
+static_assert(stash::chunker<rabin>);
+
+}  // namespace stash::policies::chunk

@@ -48,6 +48,8 @@ inline std::string this_hostname() {
 template <backend Backend, hasher Hasher>
 class repository {
 public:
+    using backend_type = Backend;
+    using hasher_type = Hasher;
     static constexpr std::size_t max_key_attempts = 20;  ///< restic tries at most 20 key files
 
     /// Creates a repository: layout, a key file for `password`, and the config.
@@ -306,7 +308,9 @@ public:
                 std::mutex m;
                 std::condition_variable_any cv;
                 std::unique_lock lk(m);
-                while (!cv.wait_for(lk, st, std::chrono::minutes(5), [] { return false; })) {
+                for (;;) {
+                    cv.wait_for(lk, st, std::chrono::minutes(5), [] { return false; });
+                    if (st.stop_requested()) return;
                     lock_.time = timestamp::now();
                     if (auto n = repo_->save_unpacked(file_type::lock, lock_.to_json())) {
                         (void)repo_->backend().remove({file_type::lock, file_.str()});

@@ -1,0 +1,420 @@
+// `stash`: the agent. restic-shaped commands over the stock policy stack (see policies.hpp).
+#include "output.hpp"
+#include "policies.hpp"
+
+#include <stash/engine/backup.hpp>
+#include <stash/engine/restore.hpp>
+#include <stash/engine/snapshots.hpp>
+
+#include <CLI/CLI.hpp>
+#include <boost/json/parse.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace {
+
+using namespace stash;
+using agent::stock_repo;
+
+constexpr int exit_ok = 0, exit_fatal = 1, exit_partial = 3;
+
+struct globals {
+    std::string repo, password_file;
+    bool json = false, quiet = false, no_lock = false;
+};
+
+/// A fatal error: printed as "Fatal: …" and mapped to exit code 1.
+struct fatal : std::runtime_error {
+    using runtime_error::runtime_error;
+};
+
+template <class T>
+T check(result<T> r) {
+    if (!r) throw fatal(r.error().what());
+    if constexpr (!std::is_void_v<T>) return std::move(*r);
+}
+
+std::string env(char const* n) {
+    char const* v = std::getenv(n);
+    return v ? v : "";
+}
+
+std::string read_password(globals const& g, bool confirm) {
+    std::string file = g.password_file.empty() ? env("RESTIC_PASSWORD_FILE") : g.password_file;
+    if (!file.empty()) {
+        std::ifstream in(file);
+        if (!in) throw fatal("cannot read password file " + file + ": " + std::strerror(errno));
+        std::string pw;
+        std::getline(in, pw);
+        return pw;
+    }
+    if (char const* pw = std::getenv("RESTIC_PASSWORD")) return pw;
+    if (!::isatty(STDIN_FILENO))
+        throw fatal("no password given: set RESTIC_PASSWORD or RESTIC_PASSWORD_FILE, or use --password-file");
+    std::string pw = ::getpass("enter password for repository: ");
+    if (confirm && pw != std::string(::getpass("enter password again: "))) throw fatal("passwords do not match");
+    return pw;
+}
+
+stock_repo open_repo(globals const& g) {
+    auto b = check(agent::backend_for(g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo));
+    return check(stock_repo::open(std::move(b), read_password(g, false)));
+}
+
+void say(globals const& g, std::string const& s) {
+    if (!g.quiet && !g.json) std::cout << s << '\n';
+}
+
+std::string json_str(std::string const& s) {
+    std::string o = "\"";
+    json_writer::escape(o, s);
+    return o + '"';
+}
+
+// --- init ----------------------------------------------------------------------------------------
+
+int cmd_init(globals const& g, unsigned version, std::string const& chunker) {
+    if (chunker != "rabin" && chunker != "fastcdc") throw fatal("--chunker must be rabin or fastcdc, not \"" + chunker + "\"");
+    if (version != 1 && version != 2) throw fatal("--repository-version must be 1 or 2, not " + std::to_string(version));
+    std::string const where = g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo;
+    auto b = check(agent::backend_for(where));
+    repo::init_options opt;
+    opt.version = version;
+    opt.chunker = chunker;
+    opt.username = stock_repo::current_user();
+    auto r = check(stock_repo::init(std::move(b), read_password(g, true), opt));
+    if (g.json) {
+        std::cout << "{\"message_type\":\"initialized\",\"id\":" << json_str(r.cfg().id)
+                  << ",\"repository\":" << json_str(where) << ",\"version\":" << version << "}\n";
+    } else {
+        say(g, "created restic repository " + r.cfg().id.substr(0, 10) + " at " + where + " (version " +
+                   std::to_string(version) + ", chunker " + chunker + ")");
+        say(g, "\nPlease note that knowledge of your password is required to access\nthe repository. "
+               "Losing your password means that your data is irrecoverably lost.");
+    }
+    return exit_ok;
+}
+
+// --- backup --------------------------------------------------------------------------------------
+
+struct backup_args {
+    std::vector<std::string> paths, tags, excludes;
+    std::string host, parent, stdin_filename = "stdin", time;
+    bool from_stdin = false, force = false;
+};
+
+int cmd_backup(globals const& g, backup_args const& a) {
+    auto r = open_repo(g);
+    std::unique_ptr<stock_repo::lock_holder> lock;
+    if (!g.no_lock) lock = check(r.acquire_lock(false));
+    check(r.load_index());
+    engine::backup_options opt;
+    opt.paths = a.paths, opt.tags = a.tags, opt.excludes = a.excludes, opt.hostname = a.host, opt.force = a.force;
+    opt.from_stdin = a.from_stdin, opt.stdin_filename = a.stdin_filename;
+    if (!a.parent.empty()) opt.parent = check(r.find(file_type::snapshot, a.parent));
+    if (!a.time.empty()) {
+        std::string t = a.time;
+        if (t.size() == 19 && t[10] == ' ') t[10] = 'T';
+        if (t.size() == 19) t += 'Z';
+        auto ts = parse_rfc3339(t);
+        if (!ts) throw fatal("--time \"" + a.time + "\": expected \"YYYY-MM-DD HH:MM:SS\"");
+        opt.time = *ts;
+    }
+    opt.on_progress = agent::progress_printer(g.json, g.quiet, "backup ");
+    opt.progress_interval = std::chrono::milliseconds(g.json ? 1000 : 200);
+    opt.on_error = [&g](std::string const& path, std::string const& msg) {
+        if (g.json)
+            std::cout << "{\"message_type\":\"error\",\"error\":{\"message\":" << json_str(msg) << "},\"during\":\"archival\",\"item\":"
+                      << json_str(path) << "}\n";
+        else
+            std::cerr << "error: " << path << ": " << msg << '\n';
+    };
+    if (!g.json && !g.quiet && !a.from_stdin && opt.parent) std::cout << "using parent snapshot " << opt.parent->short_str() << '\n';
+    auto chunker = check(agent::chunker_for(r.cfg()));
+    auto s = check(std::visit([&](auto const& c) { return engine::backup<agent::stock_compressor>(r, c, opt); }, chunker));
+    if (g.json) {
+        std::printf("{\"message_type\":\"summary\",\"files_new\":%llu,\"files_changed\":%llu,\"files_unmodified\":%llu,"
+                    "\"dirs_new\":%llu,\"dirs_changed\":%llu,\"dirs_unmodified\":%llu,\"data_blobs\":%llu,\"tree_blobs\":%llu,"
+                    "\"data_added\":%llu,\"total_files_processed\":%llu,\"total_bytes_processed\":%llu,"
+                    "\"total_duration\":%.3f,\"snapshot_id\":\"%s\",\"error_count\":%llu}\n",
+                    (unsigned long long)s.files_new, (unsigned long long)s.files_changed, (unsigned long long)s.files_unmodified,
+                    (unsigned long long)s.dirs_new, (unsigned long long)s.dirs_changed, (unsigned long long)s.dirs_unmodified,
+                    (unsigned long long)s.data_blobs, (unsigned long long)s.tree_blobs, (unsigned long long)s.data_added,
+                    (unsigned long long)s.total_files_processed, (unsigned long long)s.total_bytes_processed, s.total_duration,
+                    s.snapshot_id.str().c_str(), (unsigned long long)s.errors);
+    } else if (!g.quiet) {
+        std::printf("\nFiles:       %5llu new, %5llu changed, %5llu unmodified\n", (unsigned long long)s.files_new,
+                    (unsigned long long)s.files_changed, (unsigned long long)s.files_unmodified);
+        std::printf("Dirs:        %5llu new, %5llu changed, %5llu unmodified\n", (unsigned long long)s.dirs_new,
+                    (unsigned long long)s.dirs_changed, (unsigned long long)s.dirs_unmodified);
+        std::printf("Added to the repository: %s (%llu data blobs, %llu tree blobs)\n\n", agent::format_bytes(double(s.data_added)).c_str(),
+                    (unsigned long long)s.data_blobs, (unsigned long long)s.tree_blobs);
+        std::printf("processed %llu files, %s in %s\n", (unsigned long long)s.total_files_processed,
+                    agent::format_bytes(double(s.total_bytes_processed)).c_str(), agent::format_duration(s.total_duration).c_str());
+        std::printf("snapshot %s saved\n", s.snapshot_id.short_str().c_str());
+    }
+    if (s.errors) {
+        std::cerr << "Warning: at least one source file could not be read (" << s.errors << " errors); snapshot "
+                  << s.snapshot_id.short_str() << " was saved without them\n";
+        return exit_partial;
+    }
+    return exit_ok;
+}
+
+// --- restore -------------------------------------------------------------------------------------
+
+int cmd_restore(globals const& g, std::string const& what, std::string const& target, std::vector<std::string> const& includes,
+                std::vector<std::string> const& excludes, std::vector<std::string> const& hosts) {
+    auto r = open_repo(g);
+    std::unique_ptr<stock_repo::lock_holder> lock;
+    if (!g.no_lock) lock = check(r.acquire_lock(false));
+    std::string id_part = what, sub;
+    if (auto c = what.find(':'); c != std::string::npos) id_part = what.substr(0, c), sub = what.substr(c + 1);
+    auto snap = check(engine::find_snapshot(r, id_part, {hosts, {}, {}}));
+    check(r.load_index());
+    engine::restore_options opt;
+    opt.target = target, opt.subpath = sub, opt.includes = includes, opt.excludes = excludes;
+    opt.on_progress = agent::progress_printer(g.json, g.quiet, "restore");
+    opt.progress_interval = std::chrono::milliseconds(g.json ? 1000 : 200);
+    opt.on_error = [&g](std::string const& path, std::string const& msg) {
+        if (g.json) std::cout << "{\"message_type\":\"error\",\"error\":{\"message\":" << json_str(msg) << "},\"item\":" << json_str(path) << "}\n";
+        else std::cerr << "error: " << path << ": " << msg << '\n';
+    };
+    say(g, "restoring snapshot " + snap.sid.short_str() + " of " + (snap.snap.paths.empty() ? "" : snap.snap.paths[0]) +
+               (snap.snap.paths.size() > 1 ? " …" : "") + " at " + format_rfc3339(snap.snap.time) + " to " + target);
+    auto s = check(engine::restore(r, snap.snap, opt));
+    if (g.json) {
+        std::printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"files_restored\":%llu,\"dirs_restored\":%llu,"
+                    "\"bytes_restored\":%llu,\"total_duration\":%.3f,\"error_count\":%llu}\n",
+                    snap.sid.str().c_str(), (unsigned long long)s.files, (unsigned long long)s.dirs, (unsigned long long)s.bytes,
+                    s.seconds, (unsigned long long)s.errors);
+    } else {
+        say(g, "Summary: restored " + std::to_string(s.files) + " files, " + std::to_string(s.dirs) + " directories, " +
+                   agent::format_bytes(double(s.bytes)) + " in " + agent::format_duration(s.seconds));
+    }
+    if (s.errors) {
+        std::cerr << "Fatal: there were " << s.errors << " errors while restoring\n";
+        return exit_fatal;
+    }
+    return exit_ok;
+}
+
+// --- snapshots, ls, cat, unlock ------------------------------------------------------------------
+
+std::string snapshot_json(engine::snapshot_entry const& e, bool ls_header) {
+    std::string j = e.snap.to_json();
+    j.pop_back();
+    j += ",\"id\":\"" + e.sid.str() + "\",\"short_id\":\"" + e.sid.short_str() + "\"";
+    if (ls_header) j += ",\"struct_type\":\"snapshot\"";
+    return j + "}";
+}
+
+int cmd_snapshots(globals const& g, engine::snapshot_filter const& f) {
+    auto r = open_repo(g);
+    auto all = check(engine::load_snapshots(r, f));
+    if (g.json) {
+        std::cout << '[';
+        for (std::size_t i = 0; i < all.size(); ++i) std::cout << (i ? "," : "") << snapshot_json(all[i], false);
+        std::cout << "]\n";
+        return exit_ok;
+    }
+    std::printf("%-8s  %-19s  %-16s  %-12s  %s\n", "ID", "Time", "Host", "Tags", "Paths");
+    std::printf("%s\n", std::string(80, '-').c_str());
+    for (auto const& e : all) {
+        std::string tags, when = format_rfc3339({e.snap.time.sec, 0, e.snap.time.offset_min}).substr(0, 19);
+        when[10] = ' ';
+        for (auto const& t : e.snap.tags) tags += (tags.empty() ? "" : ",") + t;
+        for (std::size_t i = 0; i < std::max<std::size_t>(1, e.snap.paths.size()); ++i)
+            std::printf("%-8s  %-19s  %-16s  %-12s  %s\n", i ? "" : e.sid.short_str().c_str(), i ? "" : when.c_str(),
+                        i ? "" : e.snap.hostname.c_str(), i ? "" : tags.c_str(),
+                        i < e.snap.paths.size() ? e.snap.paths[i].c_str() : "");
+    }
+    std::printf("%s\n%zu snapshots\n", std::string(80, '-').c_str(), all.size());
+    return exit_ok;
+}
+
+template <class Fn>
+void walk_tree(stock_repo& r, id const& tree, std::string const& prefix, Fn&& fn) {
+    auto blob = check(r.load_blob(repo::blob_type::tree, tree));
+    auto nodes = check(repo::parse_tree(as_chars(blob), "tree " + tree.str()));
+    for (auto const& n : nodes) {
+        std::string const path = prefix + "/" + n.name;
+        fn(path, n);
+        if (n.type == repo::node_type::dir && n.subtree) walk_tree(r, *n.subtree, path, fn);
+    }
+}
+
+int cmd_ls(globals const& g, std::string const& what, bool long_format) {
+    auto r = open_repo(g);
+    auto snap = check(engine::find_snapshot(r, what));
+    check(r.load_index());
+    if (g.json) std::cout << snapshot_json(snap, true) << '\n';
+    else say(g, "snapshot " + snap.sid.short_str() + " of [" + (snap.snap.paths.empty() ? "" : snap.snap.paths[0]) + "] at " +
+                    format_rfc3339(snap.snap.time) + "):");
+    walk_tree(r, snap.snap.tree, "", [&](std::string const& path, repo::node const& n) {
+        if (g.json) {
+            std::string j;
+            json_writer w(j);
+            w.begin_object().field("name", n.name).field("type", repo::to_string(n.type)).field("path", path);
+            w.field("uid", n.uid).field("gid", n.gid);
+            if (n.type == repo::node_type::file) w.field("size", n.size);
+            w.field("mode", n.mode).field("mtime", format_rfc3339(n.mtime)).field("atime", format_rfc3339(n.atime));
+            w.field("ctime", format_rfc3339(n.ctime)).field("struct_type", "node").end_object();
+            std::cout << j << '\n';
+        } else if (long_format) {
+            std::printf("%o %5u %5u %12llu %s %s\n", repo::go_mode::to_posix_perm(n.mode), n.uid, n.gid,
+                        (unsigned long long)n.size, format_rfc3339(n.mtime).substr(0, 19).c_str(), path.c_str());
+        } else {
+            std::cout << path << '\n';
+        }
+    });
+    return exit_ok;
+}
+
+int cmd_cat(globals const& g, std::string const& kind, std::string const& arg) {
+    auto r = open_repo(g);
+    auto print_json = [](std::string_view text) {
+        boost::system::error_code ec;
+        auto v = boost::json::parse(text, ec);
+        if (ec) throw fatal("stored document is not JSON: " + ec.message());
+        std::string out;
+        agent::pretty(out, v);
+        std::cout << out << '\n';
+    };
+    auto need = [&] {
+        if (arg.empty()) throw fatal("cat " + kind + " needs an ID");
+    };
+    if (kind == "config") {
+        print_json(r.cfg().to_json());
+    } else if (kind == "masterkey") {
+        print_json(repo::master_key_json(r.sealer().key()));
+    } else if (kind == "snapshot" || kind == "index" || kind == "lock") {
+        need();
+        auto t = kind == "snapshot" ? file_type::snapshot : kind == "index" ? file_type::index : file_type::lock;
+        print_json(check(r.load_unpacked(t, check(r.find(t, arg)))));
+    } else if (kind == "key") {
+        need();
+        auto kid = check(r.find(file_type::key, arg));
+        bytes raw;
+        check(r.backend().get({file_type::key, kid.str()}, 0, 0, raw));
+        print_json(as_chars(raw));
+    } else if (kind == "blob" || kind == "tree") {
+        need();
+        auto bid = check(id::parse(arg));
+        check(r.load_index());
+        auto t = kind == "tree" ? repo::blob_type::tree : repo::blob_type::data;
+        auto b = r.load_blob(t, bid);
+        if (!b && kind == "blob") b = r.load_blob(repo::blob_type::tree, bid);
+        auto data = check(std::move(b));
+        std::cout.write(reinterpret_cast<char const*>(data.data()), std::streamsize(data.size()));
+    } else if (kind == "pack") {
+        need();
+        auto pid = check(r.find(file_type::pack, arg));
+        bytes raw;
+        check(r.backend().get({file_type::pack, pid.str()}, 0, 0, raw));
+        std::cout.write(reinterpret_cast<char const*>(raw.data()), std::streamsize(raw.size()));
+    } else {
+        throw fatal("cat: unknown type \"" + kind + "\" (config, masterkey, key, lock, snapshot, index, pack, blob, tree)");
+    }
+    return exit_ok;
+}
+
+int cmd_unlock(globals const& g, bool all) {
+    auto r = open_repo(g);
+    auto n = check(r.remove_locks(all));
+    if (g.json) std::cout << "{\"message_type\":\"unlock\",\"removed\":" << n << "}\n";
+    else say(g, "successfully removed " + std::to_string(n) + " locks");
+    return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"stash: backup and restore into restic-format repositories", "stash"};
+    app.require_subcommand(1);
+    app.fallthrough();  // global flags may follow the command, as with restic
+    app.set_version_flag("--version", "stash 0.1.0 (restic repository format v1/v2)");
+    globals g;
+    app.add_option("-r,--repo", g.repo, "repository (a path or local:PATH); default $RESTIC_REPOSITORY");
+    app.add_option("-p,--password-file", g.password_file, "read the password from a file; default $RESTIC_PASSWORD_FILE");
+    app.add_flag("--json", g.json, "machine-readable output");
+    app.add_flag("-q,--quiet", g.quiet, "print only errors");
+    app.add_flag("--no-lock", g.no_lock, "do not lock the repository");
+
+    int rc = exit_ok;
+    auto run = [&rc](auto&& fn) { return [&rc, fn] { rc = fn(); }; };
+
+    unsigned version = 2;
+    std::string chunker = "rabin";
+    auto* init = app.add_subcommand("init", "create a repository");
+    init->add_option("--repository-version", version, "format version: 1 or 2")->default_val(2);
+    init->add_option("--chunker", chunker, "chunker for backups: rabin (restic-compatible) or fastcdc")->default_val("rabin");
+    init->callback(run([&] { return cmd_init(g, version, chunker); }));
+
+    backup_args ba;
+    auto* backup = app.add_subcommand("backup", "back up files and directories");
+    backup->add_option("paths", ba.paths, "files and directories to back up");
+    backup->add_option("--tag", ba.tags, "tag the snapshot (repeatable)");
+    backup->add_option("--host", ba.host, "host name recorded in the snapshot");
+    backup->add_option("-e,--exclude", ba.excludes, "exclude paths matching a pattern (repeatable)");
+    backup->add_option("--parent", ba.parent, "compare against this snapshot (default: latest of same host and paths)");
+    backup->add_flag("-f,--force", ba.force, "read every file, ignoring the parent snapshot");
+    backup->add_flag("--stdin", ba.from_stdin, "back up standard input");
+    backup->add_option("--stdin-filename", ba.stdin_filename, "file name for --stdin")->default_val("stdin");
+    backup->add_option("--time", ba.time, "snapshot time \"YYYY-MM-DD HH:MM:SS\" (UTC)");
+    backup->callback(run([&] {
+        if (ba.paths.empty() && !ba.from_stdin) throw fatal("nothing to back up, please specify a path or --stdin");
+        if (!ba.paths.empty() && ba.from_stdin) throw fatal("--stdin and paths are mutually exclusive");
+        return cmd_backup(g, ba);
+    }));
+
+    std::string snap_arg, target;
+    std::vector<std::string> includes, excludes, hosts;
+    auto* restore = app.add_subcommand("restore", "restore a snapshot (SNAPSHOT[:SUBPATH], or latest)");
+    restore->add_option("snapshot", snap_arg, "snapshot ID, prefix or latest, optionally :SUBPATH")->required();
+    restore->add_option("-t,--target", target, "directory to restore into")->required();
+    restore->add_option("-i,--include", includes, "restore only paths matching a pattern (repeatable)");
+    restore->add_option("-e,--exclude", excludes, "skip paths matching a pattern (repeatable)");
+    restore->add_option("-H,--host", hosts, "with latest: only snapshots of this host");
+    restore->callback(run([&] { return cmd_restore(g, snap_arg, target, includes, excludes, hosts); }));
+
+    engine::snapshot_filter sf;
+    auto* snapshots = app.add_subcommand("snapshots", "list snapshots");
+    snapshots->add_option("-H,--host", sf.hosts, "only this host (repeatable)");
+    snapshots->add_option("--tag", sf.tags, "only snapshots with this tag (repeatable)");
+    snapshots->add_option("--path", sf.paths, "only snapshots of exactly these paths (repeatable)");
+    snapshots->callback(run([&] { return cmd_snapshots(g, sf); }));
+
+    std::string ls_arg;
+    bool ls_long = false;
+    auto* ls = app.add_subcommand("ls", "list the files of a snapshot");
+    ls->add_option("snapshot", ls_arg, "snapshot ID, prefix or latest")->required();
+    ls->add_flag("-l,--long", ls_long, "mode, owner, size and time too");
+    ls->callback(run([&] { return cmd_ls(g, ls_arg, ls_long); }));
+
+    std::string cat_kind, cat_arg;
+    auto* cat = app.add_subcommand("cat", "print a repository object");
+    cat->add_option("type", cat_kind, "config|masterkey|key|lock|snapshot|index|pack|blob|tree")->required();
+    cat->add_option("id", cat_arg, "ID or unique prefix");
+    cat->callback(run([&] { return cmd_cat(g, cat_kind, cat_arg); }));
+
+    bool remove_all = false;
+    auto* unlock = app.add_subcommand("unlock", "remove stale locks");
+    unlock->add_flag("--remove-all", remove_all, "remove all locks, even active ones");
+    unlock->callback(run([&] { return cmd_unlock(g, remove_all); }));
+
+    try {
+        app.parse(argc, argv);
+    } catch (CLI::ParseError const& e) {
+        return app.exit(e) == 0 ? exit_ok : exit_fatal;
+    } catch (fatal const& e) {
+        std::cerr << "Fatal: " << e.what() << '\n';
+        return exit_fatal;
+    } catch (std::exception const& e) {
+        std::cerr << "Fatal: " << e.what() << '\n';
+        return exit_fatal;
+    }
+    return rc;
+}

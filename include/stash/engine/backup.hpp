@@ -1,0 +1,525 @@
+// Backup: walk → read → chunk → hash → dedup → compress → seal → pack → upload → trees → index → snapshot.
+#pragma once
+
+#include <stash/chunk/stream.hpp>
+#include <stash/concepts/chunker.hpp>
+#include <stash/concepts/compressor.hpp>
+#include <stash/engine/detail/pool.hpp>
+#include <stash/engine/filter.hpp>
+#include <stash/engine/fs.hpp>
+#include <stash/engine/progress.hpp>
+#include <stash/engine/snapshots.hpp>
+
+#include <dirent.h>
+
+#include <filesystem>
+#include <future>
+#include <map>
+#include <memory>
+
+namespace stash::engine {
+
+/// What to back up and how.
+struct backup_options {
+    std::vector<std::string> paths;     ///< files or directories; made absolute
+    std::vector<std::string> excludes;  ///< restic-style patterns
+    std::vector<std::string> tags;
+    std::string hostname;               ///< default: this host
+    std::optional<id> parent;           ///< default: latest snapshot of the same host and paths
+    bool force = false;                 ///< re-read every file even if the parent has it unchanged
+    std::optional<timestamp> time;      ///< snapshot time (default: now)
+    unsigned threads = 0;               ///< workers; 0 = one per core
+    std::size_t pack_size = 16 * 1024 * 1024;  ///< target pack size in bytes (restic's default)
+    bool from_stdin = false;            ///< back up standard input as one file
+    std::string stdin_filename = "stdin";
+    int stdin_fd = 0;
+    progress_fn on_progress;
+    std::chrono::milliseconds progress_interval{1000};
+    /// Called for each input that could not be read (path, message); the backup goes on.
+    std::function<void(std::string const&, std::string const&)> on_error;
+};
+
+/// What a backup did, in restic's summary terms.
+struct backup_summary {
+    std::uint64_t files_new = 0, files_changed = 0, files_unmodified = 0;
+    std::uint64_t dirs_new = 0, dirs_changed = 0, dirs_unmodified = 0;
+    std::uint64_t data_blobs = 0, tree_blobs = 0;
+    std::uint64_t data_added = 0;  ///< bytes stored in new packs (sealed blob sizes)
+    std::uint64_t total_files_processed = 0, total_bytes_processed = 0;
+    std::uint64_t errors = 0;      ///< inputs that could not be read
+    double total_duration = 0;     ///< seconds
+    id snapshot_id;
+    std::optional<id> parent;
+};
+
+namespace detail {
+
+template <class Repo, chunker Chunker, compressor Compressor>
+class backup_run {
+    using hasher = typename Repo::hasher_type;
+    using node = repo::node;
+    using node_type = repo::node_type;
+
+    // A directory whose tree is being built: it is finalized (serialized, stored, linked into its
+    // parent) by whichever thread completes its last pending child.
+    struct dir_state {
+        dir_state* parent = nullptr;
+        std::size_t slot = 0;
+        std::vector<node> nodes;
+        std::vector<char> skip;
+        std::optional<id> previous;  // the parent snapshot's tree for this directory
+        std::atomic<std::size_t> pending{1};
+    };
+
+    struct counters {
+        std::atomic<std::uint64_t> files_new{0}, files_changed{0}, files_unmodified{0}, dirs_new{0}, dirs_changed{0},
+            dirs_unmodified{0}, data_blobs{0}, tree_blobs{0}, data_added{0};
+    };
+
+public:
+    backup_run(Repo& repo, Chunker const& ch, backup_options const& opt)
+        : repo_(repo), chunker_(ch), opt_(opt), excludes_(opt.excludes),
+          threads_(opt.threads ? opt.threads : std::max(2u, std::thread::hardware_concurrency())),
+          packers_(threads_ + 1), compressors_(threads_ + 1), buffers_(threads_ + 1) {}
+
+    result<backup_summary> run() {
+        backup_summary sum;
+        auto const start = std::chrono::steady_clock::now();
+        std::optional<snapshot_entry> parent;
+        std::vector<std::string> paths;
+        if (opt_.from_stdin) {
+            if (opt_.stdin_filename.empty() || opt_.stdin_filename.find('/') != std::string::npos)
+                return make_error(errc::invalid_argument, "--stdin-filename must be a plain file name");
+            paths.push_back("/" + opt_.stdin_filename);
+        } else {
+            if (opt_.paths.empty()) return make_error(errc::invalid_argument, "nothing to back up: no paths given");
+            for (auto const& p : opt_.paths) {
+                auto a = std::filesystem::absolute(p).lexically_normal().string();
+                while (a.size() > 1 && a.back() == '/') a.pop_back();
+                struct stat st;
+                if (::lstat(a.c_str(), &st) != 0) return errno_error("backup source " + a);
+                paths.push_back(a);
+            }
+        }
+        std::string const host = opt_.hostname.empty() ? repo::this_hostname() : opt_.hostname;
+        if (opt_.parent) {
+            auto s = repo_.load_snapshot(*opt_.parent);
+            if (!s) return std::move(s).error();
+            parent = snapshot_entry{*opt_.parent, std::move(*s)};
+        } else if (!opt_.force) {
+            snapshot_filter f{{host}, {}, paths};
+            auto all = load_snapshots(repo_, f);
+            if (!all) return std::move(all).error();
+            if (!all->empty()) parent = std::move(all->back());
+        }
+        if (parent) sum.parent = parent->sid;
+
+        std::vector<node> parent_root;
+        if (parent && !opt_.force) {
+            auto t = load_tree(parent->snap.tree);
+            if (!t) return std::move(t).error();
+            parent_root = std::move(*t);
+        }
+
+        std::promise<id> root_id;
+        auto root_future = root_id.get_future();
+        {
+            progress_reporter reporter(progress_, opt_.on_progress, opt_.progress_interval);
+            pool_ = std::make_unique<pool>(threads_, 4 * threads_ + 16, 2 * threads_);
+            auto* root = new dir_state;
+            root_done_ = &root_id;
+            if (opt_.from_stdin) {
+                walk_stdin(root);
+            } else {
+                trie t;
+                for (auto const& p : paths) {
+                    trie* cur = &t;
+                    if (p == "/") cur->target = true;
+                    for (auto c : engine::detail::components(p)) cur = &cur->children[std::string(c)];
+                    cur->target = true;
+                }
+                if (t.target) {
+                    walk_dir("", root, parent_root.empty() ? nullptr : &parent_root);
+                } else {
+                    walk_virtual(t, "", root, parent_root.empty() ? nullptr : &parent_root);
+                }
+            }
+            root_future.wait();  // the walkers released their hold; workers finish the rest
+            pool_->join();
+            reporter.finish();
+        }
+        for (unsigned i = 0; i <= threads_; ++i) flush_packer(packers_[i]);
+        flush_packer(tree_packer_);
+        if (failure_) return *failure_;
+        STASH_TRYV(repo_.flush_index());
+
+        repo::snapshot snap;
+        snap.time = opt_.time ? *opt_.time : timestamp::now();
+        if (parent) snap.parent = parent->sid;
+        snap.tree = root_future.get();
+        snap.paths = paths;
+        snap.hostname = host;
+        snap.username = Repo::current_user();
+        snap.uid = ::getuid(), snap.gid = ::getgid();
+        snap.excludes = opt_.excludes;
+        snap.tags = opt_.tags;
+        auto sid = repo_.save_unpacked(file_type::snapshot, snap.to_json());
+        if (!sid) return std::move(sid).error();
+
+        sum.snapshot_id = *sid;
+        sum.files_new = c_.files_new, sum.files_changed = c_.files_changed, sum.files_unmodified = c_.files_unmodified;
+        sum.dirs_new = c_.dirs_new, sum.dirs_changed = c_.dirs_changed, sum.dirs_unmodified = c_.dirs_unmodified;
+        sum.data_blobs = c_.data_blobs, sum.tree_blobs = c_.tree_blobs, sum.data_added = c_.data_added;
+        sum.total_files_processed = progress_.files_done, sum.total_bytes_processed = progress_.bytes_done;
+        sum.errors = progress_.errors;
+        sum.total_duration = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        return sum;
+    }
+
+private:
+    using pool = engine::detail::pool;
+
+    struct trie {
+        bool target = false;
+        std::map<std::string, trie> children;
+    };
+
+    // --- walker (runs on the calling thread, slot threads_) ------------------------------------
+
+    static node const* find_node(std::vector<node> const* nodes, std::string const& name) {
+        if (!nodes) return nullptr;
+        auto it = std::lower_bound(nodes->begin(), nodes->end(), name, [](node const& n, std::string const& k) { return n.name < k; });
+        if (it != nodes->end() && it->name == name) return &*it;
+        for (auto const& n : *nodes)  // trees written by other tools may be unsorted
+            if (n.name == name) return &n;
+        return nullptr;
+    }
+
+    result<std::vector<node>> load_tree(id const& tid) {
+        auto b = repo_.load_blob(repo::blob_type::tree, tid);
+        if (!b) return std::move(b).error();
+        return repo::parse_tree(as_chars(*b), "tree " + tid.str());
+    }
+
+    void report(std::string const& path, std::string const& msg) {
+        ++progress_.errors;
+        if (opt_.on_error) opt_.on_error(path, msg);
+    }
+
+    // Sizes a directory's node list; the walker holds one pending count until it has seen every child.
+    static void prepare(dir_state* ds, std::size_t n) {
+        ds->nodes.resize(n);
+        ds->skip.assign(n, 0);
+        ds->pending = n + 1;
+    }
+
+    void walk_virtual(trie const& t, std::string const& path, dir_state* ds, std::vector<node> const* prev) {
+        prepare(ds, t.children.size());
+        std::size_t i = 0;
+        for (auto const& [name, child] : t.children) {
+            std::string const full = path + "/" + name;
+            struct stat st;
+            if (::lstat(full.c_str(), &st) != 0) {
+                report(full, std::string("lstat: ") + std::strerror(errno));
+                ds->skip[i] = 1;
+                release(ds, threads_);
+            } else if (child.target) {
+                entry(ds, i, full, name, st, find_node(prev, name));
+            } else {
+                ds->nodes[i] = node_from_stat(name, st, names_);
+                ds->nodes[i].xattrs = read_xattrs(full);
+                node const* pn = find_node(prev, name);
+                auto sub = subdir(ds, i, pn);
+                walk_virtual(child, full, sub.first, sub.second ? &*sub.second : nullptr);
+            }
+            ++i;
+        }
+        release(ds, threads_);
+    }
+
+    // Creates the state of a subdirectory and loads the parent snapshot's version of it.
+    std::pair<dir_state*, std::optional<std::vector<node>>> subdir(dir_state* ds, std::size_t i, node const* pn) {
+        auto* child = new dir_state;
+        child->parent = ds, child->slot = i;
+        std::optional<std::vector<node>> prev;
+        if (pn && pn->type == node_type::dir && pn->subtree) {
+            child->previous = *pn->subtree;
+            if (auto t = load_tree(*pn->subtree)) prev = std::move(*t);
+        }
+        return {child, std::move(prev)};
+    }
+
+    void walk_dir(std::string const& path, dir_state* ds, std::vector<node> const* prev) {
+        std::string const dpath = path.empty() ? "/" : path;
+        DIR* d = ::opendir(dpath.c_str());
+        if (!d) {
+            report(dpath, std::string("open directory: ") + std::strerror(errno));
+            prepare(ds, 0);
+            release(ds, threads_);
+            return;
+        }
+        std::vector<std::pair<std::string, struct stat>> entries;
+        while (dirent* e = ::readdir(d)) {
+            std::string name = e->d_name;
+            if (name == "." || name == "..") continue;
+            std::string const full = path + "/" + name;
+            if (!excludes_.empty() && excludes_.matches(full)) continue;
+            struct stat st;
+            if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                report(full, std::string("lstat: ") + std::strerror(errno));
+                continue;
+            }
+            if (S_ISSOCK(st.st_mode)) continue;  // restic 0.14 stores no node for sockets
+            entries.emplace_back(std::move(name), st);
+        }
+        ::closedir(d);
+        std::sort(entries.begin(), entries.end(), [](auto const& a, auto const& b) { return a.first < b.first; });
+        prepare(ds, entries.size());
+        for (std::size_t i = 0; i < entries.size(); ++i)
+            entry(ds, i, path + "/" + entries[i].first, entries[i].first, entries[i].second, find_node(prev, entries[i].first));
+        release(ds, threads_);
+    }
+
+    void entry(dir_state* ds, std::size_t i, std::string const& full, std::string const& name, struct stat const& st,
+               node const* pn) {
+        node& n = ds->nodes[i];
+        n = node_from_stat(name, st, names_);
+        n.xattrs = read_xattrs(full);
+        if (failure_flag_) {
+            ds->skip[i] = 1;
+            release(ds, threads_);
+            return;
+        }
+        switch (n.type) {
+            case node_type::file: {
+                ++progress_.files_total;
+                progress_.bytes_total += n.size;
+                if (unchanged(n, pn)) {
+                    n.content = pn->content;
+                    ++c_.files_unmodified;
+                    ++progress_.files_done;
+                    progress_.bytes_done += n.size;
+                    release(ds, threads_);
+                } else {
+                    bool const known = pn && pn->type == node_type::file;
+                    pool_->submit_file([this, ds, i, full, known](unsigned self) { read_file(ds, i, full, known, self); });
+                }
+                break;
+            }
+            case node_type::dir: {
+                auto sub = subdir(ds, i, pn);
+                walk_dir(full, sub.first, sub.second ? &*sub.second : nullptr);
+                break;
+            }
+            case node_type::symlink: {
+                std::string target(std::size_t(st.st_size ? st.st_size : 256), '\0');
+                ssize_t len = ::readlink(full.c_str(), target.data(), target.size());
+                if (len < 0) {
+                    report(full, std::string("readlink: ") + std::strerror(errno));
+                    ds->skip[i] = 1;
+                } else {
+                    target.resize(std::size_t(len));
+                    n.linktarget = std::move(target);
+                }
+                release(ds, threads_);
+                break;
+            }
+            default: release(ds, threads_); break;
+        }
+    }
+
+    // restic's change detection: same type, mtime, ctime, size and inode, and all content still indexed.
+    bool unchanged(node const& n, node const* pn) const {
+        if (opt_.force || !pn || pn->type != node_type::file) return false;
+        if (pn->mtime != n.mtime || pn->ctime != n.ctime || pn->size != n.size || pn->inode != n.inode) return false;
+        if (pn->content.empty() && n.size != 0) return false;
+        for (auto const& b : pn->content)
+            if (!repo_.index().has(b, repo::blob_type::data)) return false;
+        return true;
+    }
+
+    void walk_stdin(dir_state* root) {
+        prepare(root, 1);
+        node& n = root->nodes[0];
+        n.name = opt_.stdin_filename;
+        n.type = node_type::file;
+        n.mode = 0644;
+        n.mtime = n.atime = n.ctime = timestamp::now();
+        n.uid = ::getuid(), n.gid = ::getgid();
+        n.user = names_.user(n.uid), n.group = names_.group(n.gid);
+        ++progress_.files_total;
+        pool_->submit_file([this, root](unsigned self) { read_fd(root, 0, "stdin", opt_.stdin_fd, false, self); });
+        release(root, threads_);
+    }
+
+    // --- workers --------------------------------------------------------------------------------
+
+    void read_file(dir_state* ds, std::size_t i, std::string const& path, bool known, unsigned self) {
+        if (failure_flag_) {
+            ds->skip[i] = 1;
+            release(ds, self);
+            return;
+        }
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+        if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            report(path, std::string("open: ") + std::strerror(errno));
+            ds->skip[i] = 1;
+            release(ds, self);
+            return;
+        }
+        read_fd(ds, i, path, fd, known, self);
+        ::close(fd);
+    }
+
+    void read_fd(dir_state* ds, std::size_t i, std::string const& path, int fd, bool known, unsigned self) {
+        node& n = ds->nodes[i];
+        auto reader = [fd](mutable_byte_span buf) -> result<std::size_t> {
+            for (;;) {
+                ssize_t r = ::read(fd, buf.data(), buf.size());
+                if (r >= 0) return std::size_t(r);
+                if (errno != EINTR) return errno_error("read");
+            }
+        };
+        chunk::stream<Chunker, decltype(reader)> s(chunker_, reader, buffers_[self]);
+        std::vector<id> content;
+        std::uint64_t size = 0;
+        for (;;) {
+            auto c = s.next();
+            if (!c) {
+                report(path, c.error().what());
+                ds->skip[i] = 1;
+                release(ds, self);
+                return;
+            }
+            if (!*c) break;
+            byte_span chunk = **c;
+            id const bid = hasher::digest(chunk);
+            content.push_back(bid);
+            size += chunk.size();
+            progress_.bytes_done += chunk.size();
+            if (repo_.claim(bid, repo::blob_type::data)) {
+                if (chunk.size() < 256 * 1024) {
+                    store_blob(bid, repo::blob_type::data, chunk, self);
+                } else {
+                    auto copy = std::make_shared<bytes>(chunk.begin(), chunk.end());
+                    pool_->submit_blob([this, bid, copy](unsigned w) { store_blob(bid, repo::blob_type::data, *copy, w); }, self);
+                }
+            }
+        }
+        n.content = std::move(content);
+        n.size = size;
+        ++(known ? c_.files_changed : c_.files_new);
+        ++progress_.files_done;
+        release(ds, self);
+    }
+
+    // Compresses, seals and packs one new blob on worker `self` (its own packer and compressor).
+    void store_blob(id const& bid, repo::blob_type t, byte_span plain, unsigned self) {
+        thread_local bytes packed, sealed;
+        packed.clear(), sealed.clear();
+        std::uint32_t ulen = 0;
+        byte_span payload = plain;
+        // In v2 trees are compressed even when data is not, as restic does.
+        if (repo_.compression() && !plain.empty() && (Compressor::enabled || t == repo::blob_type::tree)) {
+            if constexpr (Compressor::enabled) compressors_[self].compress(plain, packed);
+            else compress::zstd_compress_frame(plain, packed);
+            payload = packed;
+            ulen = std::uint32_t(plain.size());
+        }
+        repo_.sealer().seal(payload, sealed);
+        (t == repo::blob_type::data ? c_.data_blobs : c_.tree_blobs)++;
+        c_.data_added += sealed.size();
+        if (t == repo::blob_type::tree) {
+            std::lock_guard lk(tree_mu_);
+            tree_packer_.add(bid, t, sealed, ulen);
+            if (tree_packer_.size() >= opt_.pack_size) flush_packer(tree_packer_);
+        } else {
+            auto& p = packers_[self];
+            p.add(bid, t, sealed, ulen);
+            if (p.size() >= opt_.pack_size) flush_packer(p);
+        }
+    }
+
+    void flush_packer(repo::pack_builder& p) {
+        if (p.empty() || failure_flag_) return;
+        bytes pack = p.finish(repo_.sealer());
+        auto r = repo_.save_pack(pack, p.take_entries());
+        if (r && repo_.pending_index_blobs() >= (repo_.compression() ? 150000u : 50000u)) {
+            auto f = repo_.flush_index();
+            if (!f) return fail(f.error());
+        }
+        if (!r) fail(r.error());
+    }
+
+    void fail(error e) {
+        std::lock_guard lk(fail_mu_);
+        if (!failure_) failure_ = std::move(e);
+        failure_flag_ = true;
+    }
+
+    // --- trees ----------------------------------------------------------------------------------
+
+    void release(dir_state* ds, unsigned self) {
+        if (--ds->pending == 0) finalize(ds, self);
+    }
+
+    void finalize(dir_state* ds, unsigned self) {
+        std::vector<node> nodes;
+        nodes.reserve(ds->nodes.size());
+        for (std::size_t i = 0; i < ds->nodes.size(); ++i)
+            if (!ds->skip[i]) nodes.push_back(std::move(ds->nodes[i]));
+        std::string const json = repo::tree_json(nodes);
+        id const tid = hasher::digest(as_bytes(json));
+        if (repo_.claim(tid, repo::blob_type::tree)) store_blob(tid, repo::blob_type::tree, as_bytes(json), self);
+        dir_state* parent = ds->parent;
+        if (!parent) {
+            delete ds;
+            root_done_->set_value(tid);
+            return;
+        }
+        if (ds->previous == tid) ++c_.dirs_unmodified;
+        else ++(ds->previous ? c_.dirs_changed : c_.dirs_new);
+        parent->nodes[ds->slot].subtree = tid;
+        delete ds;
+        release(parent, self);
+    }
+
+    Repo& repo_;
+    Chunker const& chunker_;
+    backup_options const& opt_;
+    path_filter excludes_;
+    unsigned threads_;
+    std::unique_ptr<pool> pool_;
+    std::vector<repo::pack_builder> packers_;
+    std::vector<Compressor> compressors_;
+    std::vector<bytes> buffers_;
+    std::mutex tree_mu_;
+    repo::pack_builder tree_packer_;
+    name_cache names_;
+    progress_counters progress_;
+    counters c_;
+    std::promise<id>* root_done_ = nullptr;
+    std::mutex fail_mu_;
+    std::optional<error> failure_;
+    std::atomic<bool> failure_flag_{false};
+};
+
+}  // namespace detail
+
+/** Backs up `opt.paths` (or standard input) into `repo` and writes a snapshot.
+
+    Files are chunked by `ch`, new blobs compressed by `Compressor` (v2) and sealed, on one worker per
+    core; the walker runs ahead with bounded queues. Unchanged files (restic's rule: same mtime,
+    ctime, size and inode as in the parent snapshot) are not read. Packs are uploaded before the index
+    that lists them, and the snapshot last, so an interrupted backup leaves a valid repository.
+
+    Inputs that cannot be read are reported through `opt.on_error`, counted in `errors`, and left out
+    of the snapshot. Errors: those of the backend (the backup then stops; no snapshot is written).
+*/
+template <compressor Compressor, class Repo, chunker Chunker>
+result<backup_summary> backup(Repo& repo, Chunker const& ch, backup_options const& opt) {
+    return detail::backup_run<Repo, Chunker, Compressor>(repo, ch, opt).run();
+}
+
+}  // namespace stash::engine

@@ -1,0 +1,90 @@
+// A fixed set of worker threads with two bounded queues: "blob" tasks (the back half of the pipeline)
+// are always taken before "file" tasks, so work in flight drains before new work starts.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace stash::engine::detail {
+
+class pool {
+public:
+    /// A task receives the index (0 … threads−1) of the thread running it, for per-thread state.
+    using task = std::function<void(unsigned)>;
+
+    pool(unsigned threads, std::size_t file_capacity, std::size_t blob_capacity)
+        : file_cap_(file_capacity), blob_cap_(blob_capacity) {
+        for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this, i] { run(i); });
+    }
+    ~pool() { join(); }
+
+    /// Queues a file task; blocks while the queue is full (back-pressure on the walker).
+    void submit_file(task t) {
+        std::unique_lock lk(mu_);
+        space_.wait(lk, [&] { return files_.size() < file_cap_; });
+        files_.push_back(std::move(t));
+        work_.notify_one();
+    }
+
+    /// Queues a blob task, or runs it on the calling worker `self` when the queue is full: a worker
+    /// never blocks on its own pool.
+    void submit_blob(task t, unsigned self) {
+        {
+            std::lock_guard lk(mu_);
+            if (blobs_.size() < blob_cap_) {
+                blobs_.push_back(std::move(t));
+                work_.notify_one();
+                return;
+            }
+        }
+        t(self);
+    }
+
+    /// Waits until both queues are empty and no task runs, then stops the threads.
+    void join() {
+        {
+            std::lock_guard lk(mu_);
+            stop_ = true;
+        }
+        work_.notify_all();
+        for (auto& t : threads_)
+            if (t.joinable()) t.join();
+    }
+
+    unsigned size() const noexcept { return unsigned(threads_.size()); }
+
+private:
+    void run(unsigned self) {
+        for (;;) {
+            task t;
+            {
+                std::unique_lock lk(mu_);
+                work_.wait(lk, [&] { return stop_ || !blobs_.empty() || !files_.empty(); });
+                if (!blobs_.empty()) {
+                    t = std::move(blobs_.front());
+                    blobs_.pop_front();
+                } else if (!files_.empty()) {
+                    t = std::move(files_.front());
+                    files_.pop_front();
+                    space_.notify_one();
+                } else {
+                    return;  // stop_ and nothing left
+                }
+            }
+            t(self);
+        }
+    }
+
+    std::mutex mu_;
+    std::condition_variable work_, space_;
+    std::deque<task> files_, blobs_;
+    std::size_t file_cap_, blob_cap_;
+    bool stop_ = false;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace stash::engine::detail

@@ -1,0 +1,121 @@
+// Reading and writing file-system metadata as restic nodes (Linux).
+#pragma once
+
+#include <stash/repo/tree.hpp>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace stash::engine {
+
+/// Caches uid → user name and gid → group name lookups (backups see the same few ids many times).
+class name_cache {
+public:
+    std::string user(std::uint32_t uid) {
+        std::lock_guard lk(mu_);
+        auto [it, fresh] = users_.try_emplace(uid);
+        if (fresh) {
+            passwd pw, *res = nullptr;
+            char buf[4096];
+            if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) it->second = res->pw_name;
+        }
+        return it->second;
+    }
+    std::string group(std::uint32_t gid) {
+        std::lock_guard lk(mu_);
+        auto [it, fresh] = groups_.try_emplace(gid);
+        if (fresh) {
+            group_t gr, *res = nullptr;
+            char buf[4096];
+            if (getgrgid_r(gid, &gr, buf, sizeof buf, &res) == 0 && res) it->second = res->gr_name;
+        }
+        return it->second;
+    }
+
+private:
+    using group_t = struct ::group;
+    std::mutex mu_;
+    std::unordered_map<std::uint32_t, std::string> users_, groups_;
+};
+
+inline timestamp to_timestamp(struct timespec ts) { return {ts.tv_sec, std::uint32_t(ts.tv_nsec), 0}; }
+
+/// Reads a path's extended attributes (sorted by name, as listxattr order is not stable).
+inline std::vector<repo::xattr> read_xattrs(std::string const& path) {
+    std::vector<repo::xattr> out;
+    ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
+    if (n <= 0) return out;
+    std::string names(std::size_t(n), '\0');
+    n = ::llistxattr(path.c_str(), names.data(), names.size());
+    if (n <= 0) return out;
+    for (std::size_t p = 0; p < std::size_t(n);) {
+        std::string name(names.c_str() + p);
+        p += name.size() + 1;
+        ssize_t vn = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+        if (vn < 0) continue;
+        bytes v(static_cast<std::size_t>(vn));
+        vn = ::lgetxattr(path.c_str(), name.c_str(), v.data(), v.size());
+        if (vn < 0) continue;
+        v.resize(std::size_t(vn));
+        out.push_back({std::move(name), std::move(v)});
+    }
+    std::sort(out.begin(), out.end(), [](auto const& a, auto const& b) { return a.name < b.name; });
+    return out;
+}
+
+/// Builds a node from `lstat` data (no content): type, mode, times, owner, inode, links, device.
+inline repo::node node_from_stat(std::string name, struct stat const& st, name_cache& names) {
+    using repo::node_type;
+    repo::node n;
+    n.name = std::move(name);
+    switch (st.st_mode & S_IFMT) {
+        case S_IFDIR: n.type = node_type::dir; break;
+        case S_IFLNK: n.type = node_type::symlink; break;
+        case S_IFBLK: n.type = node_type::dev; break;
+        case S_IFCHR: n.type = node_type::chardev; break;
+        case S_IFIFO: n.type = node_type::fifo; break;
+        case S_IFSOCK: n.type = node_type::socket; break;
+        default: n.type = node_type::file; break;
+    }
+    n.mode = repo::go_mode::from_posix(st.st_mode);
+    n.mtime = to_timestamp(st.st_mtim), n.atime = to_timestamp(st.st_atim), n.ctime = to_timestamp(st.st_ctim);
+    n.uid = st.st_uid, n.gid = st.st_gid;
+    n.user = names.user(st.st_uid), n.group = names.group(st.st_gid);
+    n.inode = st.st_ino;
+    n.device_id = st.st_dev;
+    if (n.type != node_type::dir && n.type != node_type::fifo) n.links = st.st_nlink;  // as restic 0.14 writes it
+    if (n.type == node_type::file) n.size = std::uint64_t(st.st_size);
+    if (n.type == node_type::dev || n.type == node_type::chardev) n.device = st.st_rdev;
+    return n;
+}
+
+/// Applies a node's metadata to a restored path: owner (when permitted), mode, xattrs, times.
+/// Returns the first error as a message, or empty.
+inline std::string apply_metadata(std::string const& path, repo::node const& n, bool is_root) {
+    std::string err;
+    auto note = [&](char const* what) {
+        if (err.empty()) err = std::string(what) + " " + path + ": " + std::strerror(errno);
+    };
+    if (::lchown(path.c_str(), n.uid, n.gid) != 0 && (is_root || errno != EPERM)) note("chown");
+    if (n.type != repo::node_type::symlink && ::chmod(path.c_str(), repo::go_mode::to_posix_perm(n.mode)) != 0) note("chmod");
+    for (auto const& x : n.xattrs)
+        if (::lsetxattr(path.c_str(), x.name.c_str(), x.value.data(), x.value.size(), 0) != 0 && errno != ENOTSUP &&
+            errno != EPERM)
+            note("setxattr");
+    struct timespec ts[2] = {{n.atime.sec, long(n.atime.nsec)}, {n.mtime.sec, long(n.mtime.nsec)}};
+    if (::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) note("set times of");
+    return err;
+}
+
+}  // namespace stash::engine

@@ -1,0 +1,264 @@
+// Restore: a snapshot's tree back into a directory, content and metadata.
+#pragma once
+
+#include <stash/engine/detail/pool.hpp>
+#include <stash/engine/filter.hpp>
+#include <stash/engine/fs.hpp>
+#include <stash/engine/progress.hpp>
+#include <stash/engine/snapshots.hpp>
+
+#include <sys/stat.h>
+
+#include <map>
+
+namespace stash::engine {
+
+/// What to restore and where.
+struct restore_options {
+    std::string target;                 ///< directory to restore into (created if missing)
+    std::string subpath;                ///< restore only this path of the snapshot ("" = all)
+    std::vector<std::string> includes;  ///< restore only matching paths (and what lies below them)
+    std::vector<std::string> excludes;  ///< skip matching paths
+    unsigned threads = 0;               ///< workers; 0 = one per core
+    bool sparse = true;                 ///< leave holes where a blob is all zeros
+    progress_fn on_progress;
+    std::chrono::milliseconds progress_interval{1000};
+    /// Called for each path that could not be restored (path, message); the restore goes on.
+    std::function<void(std::string const&, std::string const&)> on_error;
+};
+
+struct restore_summary {
+    std::uint64_t files = 0, dirs = 0, others = 0, bytes = 0, errors = 0;
+    double seconds = 0;
+};
+
+namespace detail {
+
+template <class Repo>
+class restore_run {
+    using node = repo::node;
+    using node_type = repo::node_type;
+
+public:
+    restore_run(Repo& repo, restore_options const& opt)
+        : repo_(repo), opt_(opt), includes_(opt.includes), excludes_(opt.excludes),
+          threads_(opt.threads ? opt.threads : std::max(2u, std::thread::hardware_concurrency())),
+          is_root_(::geteuid() == 0) {}
+
+    result<restore_summary> run(repo::snapshot const& snap) {
+        if (opt_.target.empty()) return make_error(errc::invalid_argument, "restore: --target is required");
+        std::string target = std::filesystem::absolute(opt_.target).lexically_normal().string();
+        while (target.size() > 1 && target.back() == '/') target.pop_back();
+        if (::mkdir(target.c_str(), 0700) != 0 && errno != EEXIST) return errno_error("create target directory " + target);
+        if (::access(target.c_str(), W_OK) != 0) return errno_error("target directory " + target + " is not writable");
+
+        // Descend to the requested subpath of the snapshot.
+        auto nodes = load_tree(snap.tree);
+        if (!nodes) return std::move(nodes).error();
+        std::string vpath;
+        for (auto comp : engine::detail::components(opt_.subpath)) {
+            auto it = std::find_if(nodes->begin(), nodes->end(), [&](node const& n) { return n.name == comp; });
+            if (it == nodes->end())
+                return make_error(errc::not_found, "path \"" + opt_.subpath + "\" not found in snapshot");
+            vpath += "/" + std::string(comp);
+            if (it->type != node_type::dir) {
+                node single = *it;
+                *nodes = {single};
+                vpath = vpath.substr(0, vpath.rfind('/'));
+                break;
+            }
+            auto sub = load_tree(*it->subtree);
+            if (!sub) return std::move(sub).error();
+            *nodes = std::move(*sub);
+        }
+
+        restore_summary sum;
+        {
+            progress_reporter reporter(progress_, opt_.on_progress, opt_.progress_interval);
+            pool_ = std::make_unique<pool>(threads_, 8 * threads_ + 16, 0);
+            walk(*nodes, target, vpath);
+            pool_->join();
+            for (auto const& [path, n] : links_) link(path, n);
+            // Directory metadata last, deepest first, after their contents stopped changing.
+            for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) meta(it->first, it->second);
+            reporter.finish();
+        }
+        if (failure_) return *failure_;
+        sum.files = files_, sum.dirs = dirs_.size(), sum.others = others_;
+        sum.bytes = progress_.bytes_done, sum.errors = progress_.errors;
+        sum.seconds = progress_.read().seconds;
+        return sum;
+    }
+
+private:
+    using pool = engine::detail::pool;
+
+    result<std::vector<node>> load_tree(id const& tid) {
+        auto b = repo_.load_blob(repo::blob_type::tree, tid);
+        if (!b) return std::move(b).error();
+        return repo::parse_tree(as_chars(*b), "tree " + tid.str());
+    }
+
+    void report(std::string const& path, std::string const& msg) {
+        ++progress_.errors;
+        if (opt_.on_error) opt_.on_error(path, msg);
+    }
+
+    void meta(std::string const& path, node const& n) {
+        if (auto e = apply_metadata(path, n, is_root_); !e.empty()) report(path, e);
+    }
+
+    bool selected(std::string const& vpath, bool is_dir) const {
+        if (!excludes_.empty() && excludes_.matches(vpath)) return false;
+        if (includes_.empty() || includes_.matches(vpath)) return true;
+        return is_dir && includes_.may_match_below(vpath);
+    }
+
+    void walk(std::vector<node> const& nodes, std::string const& dir, std::string const& vdir) {
+        for (auto const& n : nodes) {
+            if (n.name.empty() || n.name == "." || n.name == ".." || n.name.find('/') != std::string::npos) {
+                report(dir + "/" + n.name, "invalid file name in snapshot, skipped");
+                continue;
+            }
+            std::string const path = dir + "/" + n.name, vpath = vdir + "/" + n.name;
+            if (!selected(vpath, n.type == node_type::dir)) continue;
+            switch (n.type) {
+                case node_type::dir: {
+                    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+                        report(path, std::string("mkdir: ") + std::strerror(errno));
+                        continue;
+                    }
+                    dirs_.emplace_back(path, n);
+                    if (!n.subtree) {
+                        report(path, "directory without subtree in snapshot");
+                        continue;
+                    }
+                    auto sub = load_tree(*n.subtree);
+                    if (!sub) {
+                        report(path, sub.error().what());
+                        continue;
+                    }
+                    walk(*sub, path, vpath);
+                    break;
+                }
+                case node_type::file: {
+                    ++progress_.files_total;
+                    progress_.bytes_total += n.size;
+                    if (n.links > 1 && n.inode) {
+                        auto key = std::make_pair(n.device_id, n.inode);
+                        auto [it, fresh] = first_link_.try_emplace(key, path);
+                        if (!fresh) {
+                            links_.emplace_back(path, n);
+                            link_source_[path] = it->second;
+                            continue;
+                        }
+                    }
+                    ++files_;
+                    pool_->submit_file([this, path, &n = files_owned_.emplace_back(n)](unsigned) { write_file(path, n); });
+                    break;
+                }
+                case node_type::symlink:
+                    ::unlink(path.c_str());
+                    if (::symlink(n.linktarget.c_str(), path.c_str()) != 0) report(path, std::string("symlink: ") + std::strerror(errno));
+                    else meta(path, n), ++others_;
+                    break;
+                case node_type::fifo:
+                    ::unlink(path.c_str());
+                    if (::mkfifo(path.c_str(), 0600) != 0) report(path, std::string("mkfifo: ") + std::strerror(errno));
+                    else meta(path, n), ++others_;
+                    break;
+                case node_type::dev:
+                case node_type::chardev:
+                    ::unlink(path.c_str());
+                    if (::mknod(path.c_str(), (n.type == node_type::dev ? S_IFBLK : S_IFCHR) | 0600, dev_t(n.device)) != 0)
+                        report(path, std::string("mknod: ") + std::strerror(errno));
+                    else meta(path, n), ++others_;
+                    break;
+                case node_type::socket: break;
+            }
+        }
+    }
+
+    static bool all_zero(bytes const& b) noexcept {
+        return b.empty() || (b[0] == std::byte{} && std::memcmp(b.data(), b.data() + 1, b.size() - 1) == 0);
+    }
+
+    void write_file(std::string const& path, node const& n) {
+        ::unlink(path.c_str());  // never write through an existing link or into a read-only file
+        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) return report(path, std::string("create: ") + std::strerror(errno));
+        std::uint64_t off = 0;
+        bytes blob;
+        for (auto const& b : n.content) {
+            auto loc = repo_.index().find(b, repo::blob_type::data);
+            if (!loc) {
+                report(path, "data blob " + b.str() + " not found in index");
+                ::close(fd);
+                return;
+            }
+            bytes sealed;
+            auto r = repo_.backend().get({file_type::pack, loc->pack.str()}, loc->entry.offset, loc->entry.length, sealed);
+            if (r) r = repo_.decode_blob(*loc, sealed, blob);
+            if (!r) {
+                report(path, r.error().what());
+                ::close(fd);
+                return;
+            }
+            if (!(opt_.sparse && all_zero(blob))) {
+                for (std::size_t done = 0; done < blob.size();) {
+                    ssize_t w = ::pwrite(fd, blob.data() + done, blob.size() - done, off_t(off + done));
+                    if (w < 0 && errno == EINTR) continue;
+                    if (w < 0) {
+                        report(path, std::string("write: ") + std::strerror(errno));
+                        ::close(fd);
+                        return;
+                    }
+                    done += std::size_t(w);
+                }
+            }
+            off += blob.size();
+            progress_.bytes_done += blob.size();
+        }
+        if (::ftruncate(fd, off_t(off)) != 0) report(path, std::string("truncate: ") + std::strerror(errno));
+        ::close(fd);
+        meta(path, n);
+        ++progress_.files_done;
+    }
+
+    void link(std::string const& path, node const& n) {
+        auto const& src = link_source_[path];
+        ::unlink(path.c_str());
+        if (::link(src.c_str(), path.c_str()) != 0) return report(path, std::string("link: ") + std::strerror(errno));
+        ++files_;
+        ++progress_.files_done;
+        progress_.bytes_done += n.size;
+    }
+
+    Repo& repo_;
+    restore_options const& opt_;
+    path_filter includes_, excludes_;
+    unsigned threads_;
+    bool is_root_;
+    std::unique_ptr<pool> pool_;
+    progress_counters progress_;
+    std::deque<node> files_owned_;  // stable addresses for queued file tasks
+    std::vector<std::pair<std::string, node>> dirs_, links_;
+    std::map<std::pair<std::uint64_t, std::uint64_t>, std::string> first_link_;
+    std::map<std::string, std::string> link_source_;
+    std::atomic<std::uint64_t> files_{0}, others_{0};
+    std::optional<error> failure_;
+};
+
+}  // namespace detail
+
+/** Restores `snap` into `opt.target`: directories, files (in parallel, holes for all-zero blobs),
+    symlinks, FIFOs, devices (as root), hard links, then owner, mode, xattrs and times, directories
+    last. Paths that cannot be restored are reported through `opt.on_error` and counted in `errors`.
+    Errors: the target cannot be created or written; the snapshot's root tree cannot be loaded.
+*/
+template <class Repo>
+result<restore_summary> restore(Repo& repo, repo::snapshot const& snap, restore_options const& opt) {
+    return detail::restore_run<Repo>(repo, opt).run(snap);
+}
+
+}  // namespace stash::engine

@@ -7,6 +7,7 @@
 #include <boost/system/system_error.hpp>
 
 #include <cerrno>
+#include <ostream>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -64,6 +65,8 @@ struct error {
     std::string what() const { return message.empty() ? code.message() : message; }
     bool is(errc e) const noexcept { return code == make_error_code(e); }
 };
+
+inline std::ostream& operator<<(std::ostream& os, error const& e) { return os << e.what(); }
 
 /// Builds an `error` with code `e` and message `msg`.
 inline error make_error(errc e, std::string msg) { return {make_error_code(e), std::move(msg)}; }

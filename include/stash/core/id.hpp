@@ -8,6 +8,7 @@
 #include <compare>
 #include <cstring>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -34,6 +35,8 @@ struct id {
         return std::memcmp(a.bytes.data(), b.bytes.data(), 32) <=> 0;
     }
 };
+
+inline std::ostream& operator<<(std::ostream& os, id const& v) { return os << v.str(); }
 
 /// Hash for unordered containers: the id is already uniformly distributed, so take 8 of its bytes.
 struct id_hash {

@@ -1,0 +1,221 @@
+// Chunkers: restic golden vectors, polynomial arithmetic, concept checks and a conformance suite.
+#include <stash/chunk/stream.hpp>
+#include <stash/policies/chunk/fastcdc.hpp>
+#include <stash/policies/chunk/fixed.hpp>
+#include <stash/policies/chunk/rabin.hpp>
+#include <stash/policies/hash/sha256.hpp>
+
+#include "result_printer.hpp"
+
+#include <random>
+#include <set>
+#include <tuple>
+
+using namespace stash;
+using policies::chunk::rabin;
+
+namespace {
+
+// SplitMix64, as restic-format.md §10.7(b) defines the input of its vector.
+struct splitmix64 {
+    std::uint64_t s = 0;
+    std::uint64_t operator()() {
+        std::uint64_t z = (s += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    }
+};
+
+bytes splitmix_bytes(std::size_t n, std::uint64_t seed) {
+    splitmix64 g{seed};
+    bytes b(n);
+    for (std::size_t i = 0; i < n; i += 8) {
+        std::uint64_t v = g();
+        for (int k = 0; k < 8 && i + std::size_t(k) < n; ++k) b[i + std::size_t(k)] = std::byte(v >> (8 * k));
+    }
+    return b;
+}
+
+struct cut_info {
+    std::size_t length;
+    std::uint64_t fingerprint;
+    std::string sha256;
+};
+
+// Chunks `data` through chunk::stream, reading `read_size` bytes at a time.
+template <class C>
+std::vector<byte_span> chunk_all(C const& c, byte_span data, std::size_t read_size) {
+    std::size_t pos = 0;
+    auto reader = [&](mutable_byte_span buf) -> result<std::size_t> {
+        std::size_t n = std::min({buf.size(), read_size, data.size() - pos});
+        std::copy_n(data.begin() + std::ptrdiff_t(pos), n, buf.begin());
+        pos += n;
+        return n;
+    };
+    bytes buffer;
+    chunk::stream<C, decltype(reader)> s(c, reader, buffer);
+    std::vector<byte_span> out;
+    std::size_t off = 0;
+    while (auto r = s.next()) {
+        if (!*r) break;
+        out.push_back(data.subspan(off, (*r)->size()));
+        CHECK(std::equal((*r)->begin(), (*r)->end(), data.begin() + std::ptrdiff_t(off)));
+        off += (*r)->size();
+    }
+    CHECK(off == data.size());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("Rabin chunker reproduces restic's cut points (restic-format.md 10.7b)", "[chunk][rabin]") {
+    bytes const data = splitmix_bytes(16 * 1024 * 1024, 0);
+    REQUIRE(policies::hash::sha256::digest(data).str() == "487de41bd45439d5263e5cd3281e858489992d88acb1638477d118e4abf3ad1a");
+    std::vector<cut_info> const expected = {
+        {1285841, 0x001b22f289c00000, "0c9722f1466328d522e24f6602dff1054317d580ebd2bad4cbac3410f5f8384e"},
+        {609147, 0x0013255408800000, "cfd4d851001017cf4ce45fcef3935b17258c6d38a7cff31b88781fb713e21443"},
+        {536277, 0x00067c55bfe00000, "bdac4a60a7253046742e9e3fee0487afb86269b9dc367883da01d16347526c1c"},
+        {939814, 0x0019f08788600000, "ff55a781405bb08c7038e371bce470a199ef2706b9980f73f17eac616124bb37"},
+        {759094, 0x0012f7d072400000, "a713feee7ab742228fab2e5aafed09f06c0c063c004de1c43ea11ce9ac28584a"},
+        {1146182, 0x00078b3e06200000, "42d1f80774010719cdbd4052e5611e10dd0fb90203611ce3e3bcfe75a69f4463"},
+        {2257240, 0x001362cb78100000, "fdc243c093fa9fb18f1c6ec648304722e3f2d2485c8e742c6488f7deef95ceee"},
+        {1210894, 0x0011f69779400000, "d9d1df4238181fb2af5953766dc67d13a2f7cef432c01e0a0a494fb6490035dc"},
+        {631848, 0x001cdf4fb4300000, "639a98bea14b0b7e70e2e09f6020fb991fe82035b02c612d40b1824bc1659452"},
+        {864506, 0x00049d2871000000, "fda7c6682b268a1630d0b96e8712afd593a4bdc735061062fa078363416f63c1"},
+        {3818237, 0x00113e9328000000, "8bc1ef424081f76294f7a3e0271220e1ca96082011eea6edda32b1ac154f1731"},
+        {2152464, 0x00050889daf00000, "e73c97e2ac0f67741010c7f137fd45962fb6378d2686dc266d9782d85a7936e0"},
+        {565672, 0x000bd096123bcc77, "455e213687b7b052ce1402be97a1449c5ea1e0e8c2147ffd4ac5bd0842959316"},
+    };
+    rabin const r(chunk::polynomial{0x3DA3358B4DC173});
+
+    SECTION("cut lengths, fingerprints and chunk hashes") {
+        byte_span rest = data;
+        for (auto const& e : expected) {
+            auto [n, fp] = r.cut_with_fingerprint(rest);
+            CHECK(n == e.length);
+            CHECK(fp == e.fingerprint);
+            CHECK(policies::hash::sha256::digest(rest.first(n)).str() == e.sha256);
+            rest = rest.subspan(n);
+        }
+        CHECK(rest.empty());
+    }
+    SECTION("independent of read sizes") {
+        for (std::size_t rs : {std::size_t(4096), std::size_t(1000003), std::size_t(16 << 20)}) {
+            auto chunks = chunk_all(r, data, rs);
+            REQUIRE(chunks.size() == expected.size());
+            for (std::size_t i = 0; i < chunks.size(); ++i) CHECK(chunks[i].size() == expected[i].length);
+        }
+    }
+}
+
+TEST_CASE("Rabin chunker on zeros (restic-format.md 10.7)", "[chunk][rabin]") {
+    rabin const r(chunk::polynomial{0x3DA3358B4DC173});
+    bytes zeros(4 * rabin::default_min + 100);
+    byte_span rest = zeros;
+    for (int i = 0; i < 4; ++i) {
+        auto [n, fp] = r.cut_with_fingerprint(rest);
+        CHECK(n == rabin::default_min);
+        CHECK(fp == 0);
+        CHECK(policies::hash::sha256::digest(rest.first(n)).str() == "07854d2fef297a06ba81685e660c332de36d5d18d546927d30daad6d7fda1541");
+        rest = rest.subspan(n);
+    }
+    auto [n, fp] = r.cut_with_fingerprint(rest);
+    CHECK(n == 100);
+    CHECK(fp == 1);
+}
+
+TEST_CASE("polynomials: irreducibility and restic's derivation (restic-format.md 10.6)", "[chunk][polynomial]") {
+    CHECK(chunk::polynomial{0x3DA3358B4DC173}.irreducible());
+    CHECK(chunk::polynomial{0x3cc191fc24e2fd}.irreducible());
+    CHECK(chunk::polynomial{0x38a61d6c92fa2f}.irreducible());
+    CHECK_FALSE(chunk::polynomial{0x3DA3358B4DC172}.irreducible());  // divisible by x
+    CHECK_FALSE(chunk::polynomial{0b101}.irreducible());             // x^2+1 = (x+1)^2
+    CHECK(chunk::polynomial{0b111}.irreducible());                   // x^2+x+1
+    splitmix64 g{1};
+    auto p = chunk::polynomial::derive(g);
+    REQUIRE(p);
+    CHECK(p->value == 0x3e2e2256feff0dull);
+}
+
+// --- concept checks, positive and near misses -----------------------------------------------------
+
+namespace {
+struct no_max {
+    std::size_t cut(byte_span) const;
+    std::size_t min_size() const;
+};
+struct wrong_cut {
+    int cut(byte_span) const;
+    std::size_t min_size() const;
+    std::size_t max_size() const;
+};
+struct throwing_move {
+    throwing_move(throwing_move&&) noexcept(false);
+    std::size_t cut(byte_span) const;
+    std::size_t min_size() const;
+    std::size_t max_size() const;
+};
+struct mutable_cut {
+    std::size_t cut(byte_span);  // not const: chunkers must be usable from several threads
+    std::size_t min_size() const;
+    std::size_t max_size() const;
+};
+}  // namespace
+
+TEST_CASE("chunker concept accepts the stock policies and rejects near misses", "[chunk][concepts]") {
+    STATIC_REQUIRE(chunker<rabin>);
+    STATIC_REQUIRE(chunker<policies::chunk::fastcdc>);
+    STATIC_REQUIRE(chunker<policies::chunk::fixed>);
+    STATIC_REQUIRE_FALSE(chunker<no_max>);
+    STATIC_REQUIRE_FALSE(chunker<wrong_cut>);
+    STATIC_REQUIRE_FALSE(chunker<throwing_move>);
+    STATIC_REQUIRE_FALSE(chunker<mutable_cut>);
+}
+
+// --- conformance: the semantic rules of stash::chunker, for every stock policy ------------------
+
+namespace {
+template <class C>
+C make_chunker();
+template <>
+rabin make_chunker<rabin>() { return rabin(chunk::polynomial{0x3DA3358B4DC173}); }
+template <>
+policies::chunk::fastcdc make_chunker<policies::chunk::fastcdc>() { return policies::chunk::fastcdc(); }
+template <>
+policies::chunk::fixed make_chunker<policies::chunk::fixed>() { return policies::chunk::fixed(1 << 20); }
+using stock_chunkers = std::tuple<rabin, policies::chunk::fastcdc, policies::chunk::fixed>;
+}  // namespace
+
+TEMPLATE_LIST_TEST_CASE("chunker conformance", "[chunk][conformance]", stock_chunkers) {
+    TestType const c = make_chunker<TestType>();
+    bytes const data = splitmix_bytes(24 * 1024 * 1024 + 12345, 7);
+
+    SECTION("chunks cover the input, respect min/max, and do not depend on buffering") {
+        auto a = chunk_all(c, data, 65536);
+        auto b = chunk_all(c, data, 3 * 1024 * 1024 + 7);
+        REQUIRE(a.size() == b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            CHECK(a[i].size() == b[i].size());
+            CHECK(a[i].size() <= c.max_size());
+            if (i + 1 < a.size()) CHECK(a[i].size() >= c.min_size());
+        }
+    }
+    SECTION("an input shorter than the minimum is one chunk; empty input none") {
+        CHECK(c.cut(byte_span(data).first(1000)) == 1000);
+        CHECK(chunk_all(c, {}, 4096).empty());
+    }
+    SECTION("content-defined chunkers resynchronize after an insertion") {
+        if constexpr (!std::is_same_v<TestType, policies::chunk::fixed>) {
+            bytes shifted = data;
+            shifted.insert(shifted.begin() + 100, std::byte{42});
+            auto a = chunk_all(c, data, 1 << 20);
+            auto b = chunk_all(c, shifted, 1 << 20);
+            std::set<std::string> ids;
+            for (auto s : a) ids.insert(policies::hash::sha256::digest(s).str());
+            std::size_t shared = 0;
+            for (auto s : b) shared += ids.count(policies::hash::sha256::digest(s).str());
+            CHECK(shared + 2 >= a.size());
+        }
+    }
+}

@@ -1,0 +1,275 @@
+// Golden vectors and round trips for the restic repository format: crypto, keys, JSON documents, packs.
+#include <stash/repo/repository.hpp>
+#include <stash/repo/tree.hpp>
+#include <stash/policies/backend/memory.hpp>
+#include <stash/policies/hash/sha256.hpp>
+
+#include "result_printer.hpp"
+
+using namespace stash;
+
+namespace {
+bytes seq(int from, int n) {
+    bytes b(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) b[std::size_t(i)] = std::byte(from + i);
+    return b;
+}
+std::string hex(byte_span b) { return to_hex(b); }
+}  // namespace
+
+TEST_CASE("sha256 matches FIPS 180-4 examples", "[crypto][hash]") {
+    using H = policies::hash::sha256;
+    CHECK(H::digest(as_bytes("abc")).str() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CHECK(H::digest({}).str() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+TEST_CASE("restic box: AES-256-CTR + Poly1305-AES vector (restic-format.md 2.5)", "[crypto][seal]") {
+    crypto::key_material k;
+    auto e = seq(0x00, 32), mk = seq(0x20, 16), mr = seq(0x30, 16), iv = seq(0x40, 16);
+    std::copy(e.begin(), e.end(), k.encrypt.begin());
+    std::copy(mk.begin(), mk.end(), k.mac_k.begin());
+    std::copy(mr.begin(), mr.end(), k.mac_r.begin());
+    std::array<std::byte, 16> ivs;
+    std::copy(iv.begin(), iv.end(), ivs.begin());
+    crypto::restic_sealer s(k);
+    bytes box;
+    s.seal_with_iv(as_bytes("hello\n"), ivs, box);
+    CHECK(hex(box) == "404142434445464748494a4b4c4d4e4f" "cb1bb353f850" "bc1c0621ac31f65d48e69c6fead27724");
+
+    bytes plain;
+    REQUIRE(s.open(box, plain));
+    CHECK(as_chars(plain) == "hello\n");
+
+    SECTION("a flipped bit anywhere fails the MAC") {
+        for (std::size_t i = 0; i < box.size(); ++i) {
+            bytes bad = box;
+            bad[i] ^= std::byte{1};
+            bytes out;
+            auto r = s.open(bad, out);
+            REQUIRE_FALSE(r);
+            CHECK(r.error().is(errc::corrupt));
+        }
+    }
+    SECTION("too short") {
+        bytes out;
+        CHECK_FALSE(s.open(byte_span(box).first(31), out));
+    }
+    SECTION("random IVs differ and round-trip") {
+        bytes a, b, pa, pb;
+        s.seal(as_bytes("same"), a);
+        s.seal(as_bytes("same"), b);
+        CHECK(a != b);
+        REQUIRE(s.open(a, pa));
+        REQUIRE(s.open(b, pb));
+        CHECK(pa == pb);
+    }
+}
+
+TEST_CASE("scrypt matches RFC 7914 and the spec's vector", "[crypto][kdf]") {
+    std::array<std::byte, 64> out;
+    REQUIRE(crypto::scrypt("", {}, {16, 1, 1}, out));
+    CHECK(hex(out) == "77d6576238657b203b19ca42c18a0497f16b4844e3074ae8dfdffa3fede21442"
+                      "fcd0069ded0948f8326a753a0fc81f17e8d3e0fb2e0d3628cf35e20c38d18906");
+    REQUIRE(crypto::scrypt("password", as_bytes("NaCl"), {1024, 8, 16}, out));
+    CHECK(hex(out) == "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
+                      "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640");
+    auto salt = seq(0, 64);
+    REQUIRE(crypto::scrypt("testpw", salt, {16384, 8, 1}, out));
+    CHECK(hex(out) == "d474d63f5a753b92ba869241b6f697fb2cf79a7c2dc9fdd8d81cbc9f58d1b303"
+                      "06907cb87a85309b190d76fc0ae506682e890fe0a1b0d67cf413f532b1cb95ff");
+    CHECK_FALSE(crypto::scrypt("x", salt, {1000, 8, 1}, out));  // N not a power of two
+}
+
+TEST_CASE("key files wrap the master key; a wrong password is reported as such", "[repo][key]") {
+    auto master = crypto::key_material::random();
+    auto k = repo::make_key("secret", master, {1024, 8, 1}, "u", "h");
+    REQUIRE(k);
+    auto parsed = repo::key_file::from_json(k->to_json(), "key");
+    REQUIRE(parsed);
+    CHECK(parsed->salt.size() == 64);
+    CHECK(parsed->data.size() == 160);  // 128-byte master key JSON + 32
+    auto opened = repo::open_key("secret", *parsed);
+    REQUIRE(opened);
+    CHECK(opened->encrypt == master.encrypt);
+    CHECK(opened->mac_r == master.mac_r);
+    auto wrong = repo::open_key("Secret", *parsed);
+    REQUIRE_FALSE(wrong);
+    CHECK(wrong.error().is(errc::wrong_password));
+}
+
+TEST_CASE("Go strconv.Quote of names (restic-format.md 7.3)", "[repo][tree]") {
+    struct {
+        std::string name, quoted;
+    } const cases[] = {
+        {"q\"uote", "q\\\"uote"},
+        {"back\\slash", "back\\\\slash"},
+        {"tab\tnl\nx", "tab\\tnl\\nx"},
+        {"bad\xffutf8", "bad\\xffutf8"},
+        {"del\x7f", "del\\x7f"},
+        {"caf\xc3\xa9 <&>", "caf\xc3\xa9 <&>"},
+        {"bell\a", "bell\\a"},
+        {"soft\xc2\xadhyphen", "soft\\u00adhyphen"},
+        {"plain name", "plain name"},
+    };
+    for (auto const& c : cases) {
+        CHECK(repo::go_quote(c.name) == c.quoted);
+        auto back = repo::go_unquote(c.quoted);
+        REQUIRE(back);
+        CHECK(*back == c.name);
+    }
+    CHECK(*repo::go_unquote("\\u00e9\\U0001F600\\101") == "\xc3\xa9\xf0\x9f\x98\x80" "A");
+    CHECK_FALSE(repo::go_unquote("bad\\q"));
+    CHECK_FALSE(repo::go_unquote("trail\\"));
+    CHECK_FALSE(repo::go_unquote("\\x4"));
+
+    // And in the JSON text of a tree, as restic writes it.
+    repo::node n;
+    n.name = "caf\xc3\xa9 <&>";
+    n.type = repo::node_type::file;
+    std::string j = repo::tree_json({n});
+    CHECK(j.find("\"name\":\"caf\xc3\xa9 \\u003c\\u0026\\u003e\"") != std::string::npos);
+    n.name = "q\"uote";
+    j = repo::tree_json({n});
+    CHECK(j.find(R"("name":"q\\\"uote")") != std::string::npos);
+}
+
+TEST_CASE("empty tree has restic's ID", "[repo][tree]") {
+    auto j = repo::tree_json({});
+    CHECK(j == "{\"nodes\":[]}\n");
+    CHECK(policies::hash::sha256::digest(as_bytes(j)).str() ==
+          "ac08ce34ba4f8123618661bef2425f7028ffb9ac740578a3ee88684d2523fee8");
+}
+
+TEST_CASE("tree nodes round-trip through JSON", "[repo][tree]") {
+    repo::node f;
+    f.name = "a\tb";
+    f.type = repo::node_type::file;
+    f.mode = 0644;
+    f.mtime = {1700000000, 123456789, 0};
+    f.uid = 1000, f.gid = 1000, f.user = "u", f.group = "g", f.inode = 42, f.device_id = 65024, f.size = 7, f.links = 2;
+    f.xattrs = {{"user.k", to_bytes(std::string("v\0\xff", 3))}};
+    f.content = {policies::hash::sha256::digest(as_bytes("x"))};
+    repo::node d;
+    d.name = "dir";
+    d.type = repo::node_type::dir;
+    d.mode = repo::go_mode::from_posix(040755);
+    d.subtree = policies::hash::sha256::digest(as_bytes("y"));
+    repo::node l;
+    l.name = "link";
+    l.type = repo::node_type::symlink;
+    l.linktarget = "dir/x";
+    auto parsed = repo::parse_tree(repo::tree_json({f, d, l}), "t");
+    REQUIRE(parsed);
+    REQUIRE(parsed->size() == 3);
+    auto const& p = (*parsed)[0];
+    CHECK(p.name == f.name);
+    CHECK(p.mtime == f.mtime);
+    CHECK(p.atime == timestamp::zero());
+    CHECK(p.xattrs == f.xattrs);
+    CHECK(p.content == f.content);
+    CHECK((*parsed)[1].mode == 2147484141u);  // restic-format.md 7.4: dir 0755
+    CHECK((*parsed)[1].subtree == d.subtree);
+    CHECK((*parsed)[2].linktarget == "dir/x");
+    CHECK((*parsed)[2].content.empty());
+    CHECK(repo::tree_json({l}).find("\"content\":null") != std::string::npos);
+}
+
+TEST_CASE("RFC 3339 times as Go writes them", "[core][time]") {
+    CHECK(format_rfc3339(timestamp::zero()) == "0001-01-01T00:00:00Z");
+    CHECK(format_rfc3339({1763945853, 677021648, 0}) == "2025-11-24T00:57:33.677021648Z");
+    CHECK(format_rfc3339({1763945853, 500000000, 60}) == "2025-11-24T01:57:33.5+01:00");
+    auto t = parse_rfc3339("2025-11-24T01:57:33.5+01:00");
+    REQUIRE(t);
+    CHECK(t->sec == 1763945853);
+    CHECK(t->nsec == 500000000);
+    CHECK(t->offset_min == 60);
+    CHECK_FALSE(parse_rfc3339("2025-11-24 01:57"));
+    CHECK_FALSE(parse_rfc3339("2025-13-24T01:57:33Z"));
+}
+
+TEST_CASE("pack headers encode and decode (restic-format.md 4.1)", "[repo][pack]") {
+    using H = policies::hash::sha256;
+    std::vector<repo::blob_entry> e = {
+        {H::digest(as_bytes("a")), repo::blob_type::data, 0, 38, 0},
+        {H::digest(as_bytes("b")), repo::blob_type::tree, 38, 47, 6},
+    };
+    auto h = repo::encode_header(e);
+    CHECK(h.size() == 37 + 41);
+    CHECK(h[0] == std::byte{0});
+    CHECK(h[37] == std::byte{3});
+    auto d = repo::decode_header(h, "p");
+    REQUIRE(d);
+    CHECK(*d == e);
+    h[37] = std::byte{4};
+    CHECK_FALSE(repo::decode_header(h, "p"));
+    CHECK_FALSE(repo::decode_header(byte_span(h).first(50), "p"));
+}
+
+TEST_CASE("index JSON round-trips with and without uncompressed_length", "[repo][index]") {
+    using H = policies::hash::sha256;
+    repo::indexed_pack p{H::digest(as_bytes("pack")),
+                         {{H::digest(as_bytes("a")), repo::blob_type::data, 0, 38, 0},
+                          {H::digest(as_bytes("b")), repo::blob_type::tree, 38, 47, 6}}};
+    auto j = repo::index_json({p});
+    CHECK(j.find("uncompressed_length\":6") != std::string::npos);
+    CHECK(j.find("supersedes") == std::string::npos);
+    std::vector<id> sup;
+    auto back = repo::parse_index(j, "i", &sup);
+    REQUIRE(back);
+    REQUIRE(back->size() == 1);
+    CHECK((*back)[0].blobs == p.blobs);
+    auto bad = repo::parse_index(R"({"packs":[{"id":"zz","blobs":[]}]})", "index 1234");
+    REQUIRE_FALSE(bad);
+    CHECK(bad.error().message.find("index 1234") != std::string::npos);
+    CHECK(bad.error().message.find("\"id\"") != std::string::npos);
+}
+
+TEST_CASE("config JSON and polynomial checks (restic-format.md 3)", "[repo][config]") {
+    auto c = repo::config::from_json(R"({"version":2,"id":"9d3c","chunker_polynomial":"3cc191fc24e2fd"})");
+    REQUIRE(c);
+    CHECK(c->chunker_polynomial.value == 0x3cc191fc24e2fdull);
+    CHECK(c->to_json() == R"({"version":2,"id":"9d3c","chunker_polynomial":"3cc191fc24e2fd"})");
+    auto v3 = repo::config::from_json(R"({"version":3,"id":"x","chunker_polynomial":"3cc191fc24e2fd"})");
+    REQUIRE_FALSE(v3);
+    CHECK(v3.error().is(errc::unsupported));
+    CHECK_FALSE(repo::config::from_json(R"({"version":2,"id":"x","chunker_polynomial":"3cc191fc24e2fc"})"));
+}
+
+TEST_CASE("repository over memory: init, open, unpacked files, wrong password", "[repo]") {
+    using repo_t = repo::repository<policies::backend::memory, policies::hash::sha256>;
+    policies::backend::memory mem;
+    repo::init_options opt;
+    opt.kdf = {1024, 8, 1};
+    for (unsigned v : {1u, 2u}) {
+        policies::backend::memory m;
+        opt.version = v;
+        auto r = repo_t::init(m, "pw", opt);
+        REQUIRE(r);
+        CHECK(r->cfg().chunker_polynomial.irreducible());
+        CHECK(r->cfg().chunker_polynomial.degree() == 53);
+        auto fid = r->save_unpacked(file_type::snapshot, R"({"time":"2025-01-01T00:00:00Z","tree":"00"})");
+        REQUIRE(fid);
+        auto raw = m.file({file_type::snapshot, fid->str()});
+        REQUIRE(raw);
+        CHECK(policies::hash::sha256::digest(*raw) == *fid);
+        auto opened = repo_t::open(m, "pw");
+        REQUIRE(opened);
+        auto text = opened->load_unpacked(file_type::snapshot, *fid);
+        REQUIRE(text);
+        CHECK(*text == R"({"time":"2025-01-01T00:00:00Z","tree":"00"})");
+        (*raw)[40] ^= std::byte{1};
+        auto bad = opened->load_unpacked(file_type::snapshot, *fid);
+        REQUIRE_FALSE(bad);
+        CHECK(bad.error().message.find(fid->str()) != std::string::npos);
+        auto wrong = repo_t::open(m, "nope");
+        REQUIRE_FALSE(wrong);
+        CHECK(wrong.error().is(errc::wrong_password));
+    }
+    opt.version = 3;
+    auto v3 = repo_t::init(mem, "pw", opt);
+    REQUIRE_FALSE(v3);
+    CHECK(v3.error().is(errc::unsupported));
+    auto missing = repo_t::open(policies::backend::memory{}, "pw");
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().is(errc::not_found));
+}

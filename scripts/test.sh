@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds everything and runs the test suite (unit tests and interop tests against restic 0.14).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+need_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+cmake --preset release -DSTASH_BUILD_TESTS=ON -DSTASH_BUILD_BENCH=ON
+cmake --build --preset release
+ctest --preset release "$@"

@@ -80,7 +80,10 @@ public:
     backup_run(Repo& repo, Chunker const& ch, backup_options const& opt)
         : repo_(repo), chunker_(ch), opt_(opt), excludes_(opt.excludes),
           threads_(opt.threads ? opt.threads : std::max(2u, std::thread::hardware_concurrency())),
-          packers_(threads_ + 1), compressors_(threads_ + 1), buffers_(threads_ + 1) {}
+          compressors_(threads_ + 1), buffers_(threads_ + 1) {
+        // Reserved, not touched: a packer's pages become resident only as it fills.
+        for (unsigned i = 0; i <= threads_; ++i) packers_.emplace_back(opt.pack_size + ch.max_size() + 4096);
+    }
 
     result<backup_summary> run() {
         backup_summary sum;
@@ -414,10 +417,11 @@ private:
         release(ds, self);
     }
 
-    // Compresses, seals and packs one new blob on worker `self` (its own packer and compressor).
+    // Compresses, seals and packs one new blob on worker `self` (its own packer and compressor); the
+    // sealer writes straight into the pack buffer.
     void store_blob(id const& bid, repo::blob_type t, byte_span plain, unsigned self) {
-        thread_local bytes packed, sealed;
-        packed.clear(), sealed.clear();
+        thread_local bytes packed;
+        packed.clear();
         std::uint32_t ulen = 0;
         byte_span payload = plain;
         // In v2 trees are compressed even when data is not, as restic does.
@@ -427,24 +431,24 @@ private:
             payload = packed;
             ulen = std::uint32_t(plain.size());
         }
-        repo_.sealer().seal(payload, sealed);
         (t == repo::blob_type::data ? c_.data_blobs : c_.tree_blobs)++;
-        c_.data_added += sealed.size();
+        c_.data_added += payload.size() + repo_.sealer().overhead;
+        auto seal_into = [&](bytes& out) { repo_.sealer().seal(payload, out); };
         if (t == repo::blob_type::tree) {
             std::lock_guard lk(tree_mu_);
-            tree_packer_.add(bid, t, sealed, ulen);
+            tree_packer_.add(bid, t, ulen, seal_into);
             if (tree_packer_.size() >= opt_.pack_size) flush_packer(tree_packer_);
         } else {
             auto& p = packers_[self];
-            p.add(bid, t, sealed, ulen);
+            p.add(bid, t, ulen, seal_into);
             if (p.size() >= opt_.pack_size) flush_packer(p);
         }
     }
 
     void flush_packer(repo::pack_builder& p) {
-        if (p.empty() || failure_flag_) return;
-        bytes pack = p.finish(repo_.sealer());
-        auto r = repo_.save_pack(pack, p.take_entries());
+        if (p.empty() || failure_flag_) return;  // (reset keeps the reserved buffer)
+        byte_span pack = p.finish(repo_.sealer());
+        auto r = repo_.save_pack(pack, p.reset());
         if (r && repo_.pending_index_blobs() >= (repo_.compression() ? 150000u : 50000u)) {
             auto f = repo_.flush_index();
             if (!f) return fail(f.error());

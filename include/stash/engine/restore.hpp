@@ -184,8 +184,13 @@ private:
     }
 
     void write_file(std::string const& path, node const& n) {
-        ::unlink(path.c_str());  // never write through an existing link or into a read-only file
-        int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        int const flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+        int fd = ::open(path.c_str(), flags, 0600);
+        if (fd < 0 && (errno == ELOOP || errno == EACCES || errno == ETXTBSY)) {
+            // Something is in the way (a symlink, a read-only file): replace it, never write through it.
+            ::unlink(path.c_str());
+            fd = ::open(path.c_str(), flags, 0600);
+        }
         if (fd < 0) return report(path, std::string("create: ") + std::strerror(errno));
         std::uint64_t off = 0;
         bytes blob;

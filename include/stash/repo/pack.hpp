@@ -68,34 +68,45 @@ inline result<std::vector<blob_entry>> decode_header(byte_span h, std::string co
     return out;
 }
 
-/** Accumulates sealed blobs of one type into a pack. `finish` appends the sealed header and its
-    length; the pack's ID is then the hasher's digest of the bytes. Not thread-safe. */
+/** Accumulates sealed blobs of one type into a pack buffer that is reused from pack to pack (its
+    capacity is reserved once, so a worker's memory stays flat). `finish` appends the sealed header
+    and its length and returns the complete pack; `reset` empties it for the next one. Not thread-safe. */
 class pack_builder {
 public:
+    explicit pack_builder(std::size_t reserve = 0) { data_.reserve(reserve); }
+
+    /// Appends a blob by letting `write(bytes&)` append its sealed form to the pack buffer (so the
+    /// sealer writes in place, without a copy).
+    template <class Write>
+    void add(id const& blob, blob_type t, std::uint32_t uncompressed_length, Write&& write) {
+        std::size_t const offset = data_.size();
+        write(data_);
+        entries_.push_back({blob, t, std::uint32_t(offset), std::uint32_t(data_.size() - offset), uncompressed_length});
+    }
     /// Appends an already sealed blob.
     void add(id const& blob, blob_type t, byte_span sealed, std::uint32_t uncompressed_length) {
-        entries_.push_back({blob, t, std::uint32_t(data_.size()), std::uint32_t(sealed.size()), uncompressed_length});
-        data_.insert(data_.end(), sealed.begin(), sealed.end());
+        add(blob, t, uncompressed_length, [&](bytes& out) { out.insert(out.end(), sealed.begin(), sealed.end()); });
     }
     std::size_t size() const noexcept { return data_.size(); }
     std::size_t count() const noexcept { return entries_.size(); }
     bool empty() const noexcept { return entries_.empty(); }
     std::vector<blob_entry> const& entries() const noexcept { return entries_; }
 
-    /// Seals the header and returns the complete pack bytes; the builder is empty afterwards.
+    /// Seals the header and returns the complete pack (valid until `reset`).
     template <sealer Sealer>
-    bytes finish(Sealer const& s) {
-        bytes out = std::move(data_);
-        auto const before = out.size();
-        s.seal(encode_header(entries_), out);
-        std::uint32_t const hlen = std::uint32_t(out.size() - before);
-        out.resize(out.size() + 4);
-        put_u32le(out.data() + out.size() - 4, hlen);
-        data_.clear();
-        return out;
+    byte_span finish(Sealer const& s) {
+        auto const before = data_.size();
+        s.seal(encode_header(entries_), data_);
+        std::uint32_t const hlen = std::uint32_t(data_.size() - before);
+        data_.resize(data_.size() + 4);
+        put_u32le(data_.data() + data_.size() - 4, hlen);
+        return data_;
     }
-    /// Hands out the entries of the finished pack and resets.
-    std::vector<blob_entry> take_entries() { return std::exchange(entries_, {}); }
+    /// Hands out the entries of the finished pack and empties the builder, keeping its buffer.
+    std::vector<blob_entry> reset() {
+        data_.clear();
+        return std::exchange(entries_, {});
+    }
 
 private:
     bytes data_;

@@ -259,7 +259,7 @@ public:
 
     /// Uploads a finished pack, then makes its blobs visible in the index and queues them for the
     /// next index file. Packs are named by the hash of their bytes.
-    result<id> save_pack(bytes const& pack, std::vector<blob_entry> entries) {
+    result<id> save_pack(byte_span pack, std::vector<blob_entry> entries) {
         id const pid = Hasher::digest(pack);
         STASH_TRYV(backend_.put({file_type::pack, pid.str()}, pack));
         indexed_pack ip{pid, std::move(entries)};

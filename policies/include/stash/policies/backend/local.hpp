@@ -11,7 +11,11 @@
 #include <unistd.h>
 
 #include <array>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 
 namespace stash::policies::backend {
 
@@ -20,6 +24,8 @@ namespace stash::policies::backend {
 
     `put` writes `<name>-tmp-<random>` in the target directory, fsyncs, closes and renames, so a reader
     (or a crash) never sees a partial file; listing skips names that are not 64 hex digits.
+    Packs are immutable once written, so reads of packs keep a few descriptors open (restores read
+    many blobs from each pack).
 
     @par Concepts
     `stash::backend`. Thread-safe: every call works on its own file descriptors.
@@ -81,31 +87,22 @@ public:
 
     result<void> get(handle const& h, std::uint64_t off, std::uint64_t len, bytes& out) {
         std::string const path = path_of(h);
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return errno_error("open " + path);
+        auto fd = h.type == file_type::pack ? fds_->get(path) : open_fd(path);
+        if (!fd) return std::move(fd).error();
         if (len == 0) {
             struct stat st;
-            if (::fstat(fd, &st) != 0) {
-                auto e = errno_error("stat " + path);
-                ::close(fd);
-                return e;
-            }
+            if (::fstat(**fd, &st) != 0) return errno_error("stat " + path);
             len = std::uint64_t(st.st_size) > off ? std::uint64_t(st.st_size) - off : 0;
         }
         out.resize(len);
         std::uint64_t got = 0;
         while (got < len) {
-            ssize_t n = ::pread(fd, out.data() + got, len - got, off_t(off + got));
+            ssize_t n = ::pread(**fd, out.data() + got, len - got, off_t(off + got));
             if (n < 0 && errno == EINTR) continue;
-            if (n < 0) {
-                auto e = errno_error("read " + path);
-                ::close(fd);
-                return e;
-            }
+            if (n < 0) return errno_error("read " + path);
             if (n == 0) break;
             got += std::uint64_t(n);
         }
-        ::close(fd);
         if (got != len)
             return make_error(errc::corrupt, path + ": file is shorter than expected (wanted bytes " + std::to_string(off) +
                                                  "…" + std::to_string(off + len) + ")");
@@ -132,6 +129,7 @@ public:
 
     result<void> remove(handle const& h) {
         std::string const path = path_of(h);
+        if (h.type == file_type::pack) fds_->forget(path);
         if (::unlink(path.c_str()) != 0) return errno_error("remove " + path);
         return {};
     }
@@ -145,6 +143,51 @@ public:
     }
 
 private:
+    // An open descriptor, closed when the last holder lets go (the cache may evict it meanwhile).
+    using shared_fd = std::shared_ptr<int const>;
+
+    static result<shared_fd> open_fd(std::string const& path) {
+        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return errno_error("open " + path);
+        return shared_fd(new int(fd), [](int const* p) { ::close(*p), delete p; });
+    }
+
+    // A small LRU of read descriptors of packs.
+    class fd_cache {
+    public:
+        result<shared_fd> get(std::string const& path) {
+            {
+                std::lock_guard lk(mu_);
+                if (auto it = map_.find(path); it != map_.end()) {
+                    lru_.splice(lru_.begin(), lru_, it->second);
+                    return it->second->second;
+                }
+            }
+            auto fd = open_fd(path);
+            if (!fd) return fd;
+            std::lock_guard lk(mu_);
+            if (!map_.count(path)) {
+                lru_.emplace_front(path, *fd);
+                map_[path] = lru_.begin();
+                if (lru_.size() > capacity) {
+                    map_.erase(lru_.back().first);
+                    lru_.pop_back();
+                }
+            }
+            return fd;
+        }
+        void forget(std::string const& path) {
+            std::lock_guard lk(mu_);
+            if (auto it = map_.find(path); it != map_.end()) lru_.erase(it->second), map_.erase(it);
+        }
+
+    private:
+        static constexpr std::size_t capacity = 64;
+        std::mutex mu_;
+        std::list<std::pair<std::string, shared_fd>> lru_;
+        std::unordered_map<std::string, std::list<std::pair<std::string, shared_fd>>::iterator> map_;
+    };
+
     static result<void> mkdir(std::string const& p) {
         if (::mkdir(p.c_str(), 0700) != 0 && errno != EEXIST) return errno_error("create directory " + p);
         return {};
@@ -170,6 +213,7 @@ private:
     }
 
     std::string root_;
+    std::shared_ptr<fd_cache> fds_ = std::make_shared<fd_cache>();
 };
 static_assert(stash::backend<local>);
 

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Side-by-side macro benchmark: restic 0.14 and stash on the shared data sets, same machine, same run.
+# For each run: init → initial backup of linux → unchanged re-backup → backup of linux-edit with the
+# first snapshot as parent → restore of the first snapshot. Prints medians of wall time and peak RSS
+# and the ratios (restic / stash), and writes build/compare-restic.json.
+#
+# Usage: bench/compare-restic.sh [-n RUNS] [-d DATASETS_DIR] [-w WORK_DIR] [-c CASES]
+#   RUNS default 3; DATASETS_DIR default /tmp/stash-datasets (prepared by shared/bench/datasets.sh);
+#   WORK_DIR default build/bench-work (keep it off a slow /tmp); CASES: comma list of
+#   initial,unchanged,edit,restore,random (default all but random).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+runs=3 data=/tmp/stash-datasets work=$root/build/bench-work cases=initial,unchanged,edit,restore
+while getopts "n:d:w:c:" o; do
+  case $o in n) runs=$OPTARG ;; d) data=$OPTARG ;; w) work=$OPTARG ;; c) cases=$OPTARG ;; *) exit 2 ;; esac
+done
+source scripts/deps.sh
+need_packages "${BUILD_PACKAGES[@]}" restic time jq linux-source-6.1 openssl
+shared=$root/../shared/bench/datasets.sh
+want() { [[ ",$cases," == *",$1,"* ]]; }
+want random && bash "$shared" "$data" random >/dev/null
+bash "$shared" "$data" linux >/dev/null
+want edit && bash "$shared" "$data" edit >/dev/null
+
+cmake --preset release -DSTASH_BUILD_TESTS=OFF -DSTASH_BUILD_BENCH=OFF >/dev/null
+cmake --build --preset release --target stash_agent >/dev/null
+stash=$root/build/release/apps/agent/stash
+restic=$(command -v restic)
+export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$work/cache
+mkdir -p "$work"
+
+# measure NAME CMD...: appends "seconds rss_kib" of CMD to $work/NAME.times
+measure() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/t.out" "$@" >/dev/null 2>"$work/err.out" || { cat "$work/err.out" >&2; echo "failed: $*" >&2; exit 1; }
+  cat "$work/t.out" >> "$work/$name.times"
+}
+# ext4 skips inodes freed in the last ~30 s when allocating new ones (recently_deleted), which makes
+# file creation right after a large delete many times slower: let deletions age before measuring.
+settle() { sync; sleep 31; }
+snap_of() { "$restic" -r "$1" snapshots --json --no-lock | jq -r ".[$2].id"; }
+
+rm -f "$work"/*.times
+for i in $(seq 1 "$runs"); do
+  order="restic stash"; [ $((i % 2)) = 0 ] && order="stash restic"   # neither tool always goes first
+  for tool in $order; do
+    bin=${!tool}
+    repo=$work/repo-$tool; rm -rf "$repo" "$work/restore" "$work/cache"
+    "$bin" -r "$repo" init >/dev/null 2>&1
+    if want initial || want unchanged || want edit || want restore; then
+      measure "$tool.initial" "$bin" -r "$repo" backup -q "$data/linux"
+      if [ "$tool" = restic ]; then first=$(snap_of "$repo" 0); else first=$("$stash" -r "$repo" snapshots --json | jq -r '.[0].id'); fi
+      want unchanged && measure "$tool.unchanged" "$bin" -r "$repo" backup -q "$data/linux"
+      want edit && measure "$tool.edit" "$bin" -r "$repo" backup -q --parent "$first" "$data/linux-edit"
+      if want restore; then settle; measure "$tool.restore" "$bin" -r "$repo" restore -q "$first" --target "$work/restore"; fi
+      du -sb "$repo" | cut -f1 >> "$work/$tool.repo_bytes"
+    fi
+    if want random; then
+      rm -rf "$repo"; "$bin" -r "$repo" init >/dev/null 2>&1
+      measure "$tool.random" "$bin" -r "$repo" backup -q "$data/random.bin"
+    fi
+    rm -rf "$repo" "$work/restore"
+    settle
+  done
+done
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+json="{\"runs\":$runs,\"machine\":\"$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\",\"cases\":{"
+printf '\n%-12s %10s %10s %8s   %12s %12s %8s\n' case "restic s" "stash s" speedup "restic RSS" "stash RSS" "RSS"
+sep=""
+for c in initial unchanged edit restore random; do
+  [ -f "$work/restic.$c.times" ] || continue
+  rt=$(cut -d' ' -f1 "$work/restic.$c.times" | median); st=$(cut -d' ' -f1 "$work/stash.$c.times" | median)
+  rm=$(cut -d' ' -f2 "$work/restic.$c.times" | median); sm=$(cut -d' ' -f2 "$work/stash.$c.times" | median)
+  printf '%-12s %10.2f %10.2f %7.2fx   %9.0f MiB %9.0f MiB %7.2fx\n' "$c" "$rt" "$st" "$(awk -v a="$rt" -v b="$st" 'BEGIN{print a/b}')" \
+    "$(awk -v a="$rm" 'BEGIN{print a/1024}')" "$(awk -v a="$sm" 'BEGIN{print a/1024}')" "$(awk -v a="$sm" -v b="$rm" 'BEGIN{print a/b}')"
+  json+="$sep\"$c\":{\"restic_s\":$rt,\"stash_s\":$st,\"speedup\":$(awk -v a="$rt" -v b="$st" 'BEGIN{print a/b}'),\"restic_rss_kib\":$rm,\"stash_rss_kib\":$sm}"
+  sep=","
+done
+json+="}"
+if [ -f "$work/restic.repo_bytes" ]; then
+  rb=$(median < "$work/restic.repo_bytes"); sb=$(median < "$work/stash.repo_bytes")
+  printf '\nrepository size after all cases: restic %.1f MiB, stash %.1f MiB (%.3fx)\n' "$(awk -v a="$rb" 'BEGIN{print a/1048576}')" \
+    "$(awk -v a="$sb" 'BEGIN{print a/1048576}')" "$(awk -v a="$sb" -v b="$rb" 'BEGIN{print a/b}')"
+  json+=",\"repo_bytes\":{\"restic\":$rb,\"stash\":$sb}"
+fi
+json+="}"
+echo "$json" | jq . > "$root/build/compare-restic.json"
+echo "written: build/compare-restic.json"

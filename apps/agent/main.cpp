@@ -9,6 +9,8 @@
 #include <CLI/CLI.hpp>
 #include <boost/json/parse.hpp>
 
+#include <malloc.h>
+
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -332,6 +334,9 @@ int cmd_unlock(globals const& g, bool all) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Chunk-sized buffers (256 KiB … 8 MiB) come and go on every worker; a fixed mmap threshold hands
+    // them back to the system on free instead of letting glibc's per-thread arenas keep them.
+    ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     CLI::App app{"stash: backup and restore into restic-format repositories", "stash"};
     app.require_subcommand(1);
     app.fallthrough();  // global flags may follow the command, as with restic

@@ -11,6 +11,7 @@
 #include <stash/engine/snapshots.hpp>
 
 #include <dirent.h>
+#include <sys/mman.h>
 
 #include <filesystem>
 #include <future>
@@ -154,6 +155,9 @@ public:
         for (unsigned i = 0; i <= threads_; ++i) flush_packer(packers_[i]);
         flush_packer(tree_packer_);
         if (failure_) return *failure_;
+        // The index file is written last and is large (~200 bytes a blob): free the workers' pack and
+        // read buffers first, so the two peaks do not add up.
+        packers_.clear(), buffers_.clear(), tree_packer_ = {};
         STASH_TRYV(repo_.flush_index());
 
         repo::snapshot snap;
@@ -410,11 +414,22 @@ private:
                 }
             }
         }
+        if (size > release_threshold) release_tail(buffers_[self]);
         n.content = std::move(content);
         n.size = size;
         ++(known ? c_.files_changed : c_.files_new);
         ++progress_.files_done;
         release(ds, self);
+    }
+
+    // Large files fill the whole read buffer (twice the maximum chunk size); hand those pages back
+    // afterwards so each worker's buffer is resident only while it reads a large file.
+    static constexpr std::size_t release_threshold = 1 << 20;
+    static void release_tail(bytes& buf) {
+        auto const page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+        auto const begin = (reinterpret_cast<std::uintptr_t>(buf.data()) + release_threshold + page - 1) & ~(page - 1);
+        auto const end = reinterpret_cast<std::uintptr_t>(buf.data() + buf.size()) & ~(page - 1);
+        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
     }
 
     // Compresses, seals and packs one new blob on worker `self` (its own packer and compressor); the

@@ -1,0 +1,47 @@
+# The agent's options behave as restic's: --stdin, --tag, --host, --exclude, --time, --json status and
+# summary lines, restore of SNAPSHOT:SUBPATH with --include/--exclude, and the FastCDC chunker.
+source "$(dirname "$0")/lib.sh"
+repo=$WORK/repo
+mkdir -p "$WORK/src/keep/deep" "$WORK/src/skip"
+printf 'one\n' > "$WORK/src/keep/a.txt"
+printf 'two\n' > "$WORK/src/keep/deep/b.log"
+printf 'three\n' > "$WORK/src/skip/c.txt"
+printf 'cache\n' > "$WORK/src/keep/x.cache"
+"$STASH" -r "$repo" init -q
+
+# --stdin: restic sees one file with exactly the bytes piped in.
+head -c 5000000 /dev/urandom > "$WORK/stdin.bin"
+"$STASH" -r "$repo" backup -q --stdin --stdin-filename dump.bin --tag db < "$WORK/stdin.bin"
+"$RESTIC" -r "$repo" dump --no-lock latest /dump.bin > "$WORK/dumped.bin"
+cmp "$WORK/stdin.bin" "$WORK/dumped.bin" || fail "restic dump of our --stdin snapshot differs"
+pass "--stdin backup reads back through restic dump"
+
+# --exclude, --tag, --host, --time, and the --json lines.
+"$STASH" -r "$repo" backup --json --exclude '*.cache' --exclude "$WORK/src/skip" --tag t1 --tag t2 --host h1 \
+  --time "2020-01-02 03:04:05" "$WORK/src" > "$WORK/backup.json"
+jq -e 'select(.message_type == "summary") | .files_new == 2 and .snapshot_id != null' "$WORK/backup.json" >/dev/null ||
+  fail "summary line: $(cat "$WORK/backup.json")"
+"$STASH" -r "$repo" snapshots --json --host h1 > "$WORK/snaps.json"
+jq -e 'length == 1 and .[0].tags == ["t1","t2"] and .[0].hostname == "h1" and .[0].time == "2020-01-02T03:04:05Z"' \
+  "$WORK/snaps.json" >/dev/null || fail "snapshot fields: $(cat "$WORK/snaps.json")"
+"$RESTIC" -r "$repo" ls --no-lock --host h1 latest > "$WORK/ls.txt"
+grep -q 'a.txt' "$WORK/ls.txt" && ! grep -q 'x.cache\|c.txt' "$WORK/ls.txt" || fail "excluded files were backed up: $(cat "$WORK/ls.txt")"
+pass "--exclude, --tag, --host and --time are recorded as restic reads them"
+
+# SNAPSHOT:SUBPATH with --include / --exclude.
+sid=$(jq -r '.[0].short_id' "$WORK/snaps.json")
+"$STASH" -r "$repo" restore -q "$sid:$WORK/src/keep" --target "$WORK/r1"
+[ -f "$WORK/r1/a.txt" ] && [ -f "$WORK/r1/deep/b.log" ] || fail "subpath restore: $(find "$WORK/r1")"
+"$STASH" -r "$repo" restore -q "$sid" --target "$WORK/r2" --include '*.log'
+[ -f "$WORK/r2/$WORK/src/keep/deep/b.log" ] && [ ! -e "$WORK/r2/$WORK/src/keep/a.txt" ] || fail "--include: $(find "$WORK/r2" -type f)"
+"$STASH" -r "$repo" restore -q "$sid" --target "$WORK/r3" --exclude deep
+[ -f "$WORK/r3/$WORK/src/keep/a.txt" ] && [ ! -e "$WORK/r3/$WORK/src/keep/deep" ] || fail "--exclude: $(find "$WORK/r3")"
+pass "restore of a subpath, with --include and with --exclude"
+
+# FastCDC repositories are ordinary restic repositories with different cut points.
+"$STASH" -r "$WORK/fast" init -q --chunker fastcdc
+"$STASH" -r "$WORK/fast" backup -q "$WORK/src" "$WORK/stdin.bin"
+"$RESTIC" -r "$WORK/fast" check --read-data >/dev/null 2>&1 || fail "restic check of a FastCDC repository"
+"$STASH" -r "$WORK/fast" restore -q latest --target "$WORK/r4"
+cmp "$WORK/stdin.bin" "$WORK/r4/$WORK/stdin.bin" || fail "FastCDC round trip"
+pass "FastCDC repository checks clean with restic and round-trips"

@@ -239,8 +239,7 @@ int cmd_snapshots(globals const& g, engine::snapshot_filter const& f) {
 
 template <class Fn>
 void walk_tree(stock_repo& r, id const& tree, std::string const& prefix, Fn&& fn) {
-    auto blob = check(r.load_blob(repo::blob_type::tree, tree));
-    auto nodes = check(repo::parse_tree(as_chars(blob), "tree " + tree.str()));
+    auto nodes = check(r.load_tree(tree));
     for (auto const& n : nodes) {
         std::string const path = prefix + "/" + n.name;
         fn(path, n);

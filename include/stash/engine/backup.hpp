@@ -120,7 +120,7 @@ public:
 
         std::vector<node> parent_root;
         if (parent && !opt_.force) {
-            auto t = load_tree(parent->snap.tree);
+            auto t = repo_.load_tree(parent->snap.tree);
             if (!t) return std::move(t).error();
             parent_root = std::move(*t);
         }
@@ -202,12 +202,6 @@ private:
         return nullptr;
     }
 
-    result<std::vector<node>> load_tree(id const& tid) {
-        auto b = repo_.load_blob(repo::blob_type::tree, tid);
-        if (!b) return std::move(b).error();
-        return repo::parse_tree(as_chars(*b), "tree " + tid.str());
-    }
-
     void report(std::string const& path, std::string const& msg) {
         ++progress_.errors;
         if (opt_.on_error) opt_.on_error(path, msg);
@@ -251,7 +245,8 @@ private:
         std::optional<std::vector<node>> prev;
         if (pn && pn->type == node_type::dir && pn->subtree) {
             child->previous = *pn->subtree;
-            if (auto t = load_tree(*pn->subtree)) prev = std::move(*t);
+            // A parent tree that cannot be loaded only costs speed: its files are read again.
+            if (auto t = repo_.load_tree(*pn->subtree)) prev = std::move(*t);
         }
         return {child, std::move(prev)};
     }

@@ -53,7 +53,7 @@ public:
         if (::access(target.c_str(), W_OK) != 0) return errno_error("target directory " + target + " is not writable");
 
         // Descend to the requested subpath of the snapshot.
-        auto nodes = load_tree(snap.tree);
+        auto nodes = repo_.load_tree(snap.tree);
         if (!nodes) return std::move(nodes).error();
         std::string vpath;
         for (auto comp : engine::detail::components(opt_.subpath)) {
@@ -67,7 +67,7 @@ public:
                 vpath = vpath.substr(0, vpath.rfind('/'));
                 break;
             }
-            auto sub = load_tree(*it->subtree);
+            auto sub = repo_.load_tree(*it->subtree);
             if (!sub) return std::move(sub).error();
             *nodes = std::move(*sub);
         }
@@ -92,12 +92,6 @@ public:
 
 private:
     using pool = engine::detail::pool;
-
-    result<std::vector<node>> load_tree(id const& tid) {
-        auto b = repo_.load_blob(repo::blob_type::tree, tid);
-        if (!b) return std::move(b).error();
-        return repo::parse_tree(as_chars(*b), "tree " + tid.str());
-    }
 
     void report(std::string const& path, std::string const& msg) {
         ++progress_.errors;
@@ -133,7 +127,7 @@ private:
                         report(path, "directory without subtree in snapshot");
                         continue;
                     }
-                    auto sub = load_tree(*n.subtree);
+                    auto sub = repo_.load_tree(*n.subtree);
                     if (!sub) {
                         report(path, sub.error().what());
                         continue;

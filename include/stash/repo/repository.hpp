@@ -9,6 +9,7 @@
 #include <stash/repo/key.hpp>
 #include <stash/repo/lock.hpp>
 #include <stash/repo/snapshot.hpp>
+#include <stash/repo/tree.hpp>
 
 #include <unistd.h>
 
@@ -237,6 +238,13 @@ public:
         STASH_TRYV(backend_.get({file_type::pack, loc->pack.str()}, loc->entry.offset, loc->entry.length, sealed));
         STASH_TRYV(decode_blob(*loc, sealed, out));
         return out;
+    }
+
+    /// Loads and parses a tree blob.
+    result<std::vector<node>> load_tree(id const& tree) {
+        auto b = load_blob(blob_type::tree, tree);
+        if (!b) return std::move(b).error();
+        return parse_tree(as_chars(*b), "tree " + tree.str());
     }
 
     /// Opens a sealed blob read from its pack into `out` (replaced) and checks its ID.

@@ -4,66 +4,71 @@
 # first snapshot as parent → restore of the first snapshot. Prints medians of wall time and peak RSS
 # and the ratios (restic / stash), and writes build/compare-restic.json.
 #
-# Usage: bench/compare-restic.sh [-n RUNS] [-d DATASETS_DIR] [-w WORK_DIR] [-c CASES]
+# Usage: bench/compare-restic.sh [-n RUNS] [-d DATASETS_DIR] [-w WORK_DIR] [-c CASES] [-r]
 #   RUNS default 3; DATASETS_DIR default /tmp/stash-datasets (prepared by shared/bench/datasets.sh);
 #   WORK_DIR default build/bench-work (keep it off a slow /tmp); CASES: comma list of
-#   initial,unchanged,edit,restore,random (default all but random).
+#   initial,unchanged,edit,restore,random (default all but random); -r only reports the times
+#   already collected in WORK_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-runs=3 data=/tmp/stash-datasets work=$root/build/bench-work cases=initial,unchanged,edit,restore
-while getopts "n:d:w:c:" o; do
-  case $o in n) runs=$OPTARG ;; d) data=$OPTARG ;; w) work=$OPTARG ;; c) cases=$OPTARG ;; *) exit 2 ;; esac
+runs=3 data=/tmp/stash-datasets work=$root/build/bench-work cases=initial,unchanged,edit,restore report_only=0
+while getopts "n:d:w:c:r" o; do
+  case $o in n) runs=$OPTARG ;; d) data=$OPTARG ;; w) work=$OPTARG ;; c) cases=$OPTARG ;; r) report_only=1 ;; *) exit 2 ;; esac
 done
-source scripts/deps.sh
-need_packages "${BUILD_PACKAGES[@]}" restic time jq linux-source-6.1 openssl
-shared=$root/../shared/bench/datasets.sh
-want() { [[ ",$cases," == *",$1,"* ]]; }
-want random && bash "$shared" "$data" random >/dev/null
-bash "$shared" "$data" linux >/dev/null
-want edit && bash "$shared" "$data" edit >/dev/null
+collect() {
+  source scripts/deps.sh
+  need_packages "${BUILD_PACKAGES[@]}" restic time jq linux-source-6.1 openssl
+  shared=$root/../shared/bench/datasets.sh
+  want() { [[ ",$cases," == *",$1,"* ]]; }
+  want random && bash "$shared" "$data" random >/dev/null
+  bash "$shared" "$data" linux >/dev/null
+  want edit && bash "$shared" "$data" edit >/dev/null
 
-cmake --preset release -DSTASH_BUILD_TESTS=OFF -DSTASH_BUILD_BENCH=OFF >/dev/null
-cmake --build --preset release --target stash_agent >/dev/null
-stash=$root/build/release/apps/agent/stash
-restic=$(command -v restic)
-export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$work/cache
-mkdir -p "$work"
+  cmake --preset agent >/dev/null
+  cmake --build --preset agent >/dev/null
+  stash=$root/build/agent/apps/agent/stash
+  restic=$(command -v restic)
+  export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$work/cache
+  mkdir -p "$work"
 
-# measure NAME CMD...: appends "seconds rss_kib" of CMD to $work/NAME.times
-measure() {
-  local name=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/t.out" "$@" >/dev/null 2>"$work/err.out" || { cat "$work/err.out" >&2; echo "failed: $*" >&2; exit 1; }
-  cat "$work/t.out" >> "$work/$name.times"
-}
-# ext4 skips inodes freed in the last ~30 s when allocating new ones (recently_deleted), which makes
-# file creation right after a large delete many times slower: let deletions age before measuring.
-settle() { sync; sleep 31; }
-snap_of() { "$restic" -r "$1" snapshots --json --no-lock | jq -r ".[$2].id"; }
+  # measure NAME CMD...: appends "seconds rss_kib" of CMD to $work/NAME.times
+  measure() {
+    local name=$1; shift
+    /usr/bin/time -f "%e %M" -o "$work/t.out" "$@" >/dev/null 2>"$work/err.out" || { cat "$work/err.out" >&2; echo "failed: $*" >&2; exit 1; }
+    cat "$work/t.out" >> "$work/$name.times"
+  }
+  # ext4 skips inodes freed in the last ~30 s when allocating new ones (recently_deleted), which makes
+  # file creation right after a large delete many times slower: let deletions age before measuring.
+  settle() { sync; sleep 31; }
+  snap_of() { "$restic" -r "$1" snapshots --json --no-lock | jq -r ".[$2].id"; }
 
-rm -f "$work"/*.times
-for i in $(seq 1 "$runs"); do
-  order="restic stash"; [ $((i % 2)) = 0 ] && order="stash restic"   # neither tool always goes first
-  for tool in $order; do
-    bin=${!tool}
-    repo=$work/repo-$tool; rm -rf "$repo" "$work/restore" "$work/cache"
-    "$bin" -r "$repo" init >/dev/null 2>&1
-    if want initial || want unchanged || want edit || want restore; then
-      measure "$tool.initial" "$bin" -r "$repo" backup -q "$data/linux"
-      if [ "$tool" = restic ]; then first=$(snap_of "$repo" 0); else first=$("$stash" -r "$repo" snapshots --json | jq -r '.[0].id'); fi
-      want unchanged && measure "$tool.unchanged" "$bin" -r "$repo" backup -q "$data/linux"
-      want edit && measure "$tool.edit" "$bin" -r "$repo" backup -q --parent "$first" "$data/linux-edit"
-      if want restore; then settle; measure "$tool.restore" "$bin" -r "$repo" restore -q "$first" --target "$work/restore"; fi
-      du -sb "$repo" | cut -f1 >> "$work/$tool.repo_bytes"
-    fi
-    if want random; then
-      rm -rf "$repo"; "$bin" -r "$repo" init >/dev/null 2>&1
-      measure "$tool.random" "$bin" -r "$repo" backup -q "$data/random.bin"
-    fi
-    rm -rf "$repo" "$work/restore"
-    settle
+  rm -f "$work"/*.times
+  for i in $(seq 1 "$runs"); do
+    order="restic stash"; [ $((i % 2)) = 0 ] && order="stash restic"   # neither tool always goes first
+    for tool in $order; do
+      bin=${!tool}
+      repo=$work/repo-$tool; rm -rf "$repo" "$work/restore" "$work/cache"
+      "$bin" -r "$repo" init >/dev/null 2>&1
+      if want initial || want unchanged || want edit || want restore; then
+        measure "$tool.initial" "$bin" -r "$repo" backup -q "$data/linux"
+        if [ "$tool" = restic ]; then first=$(snap_of "$repo" 0); else first=$("$stash" -r "$repo" snapshots --json | jq -r '.[0].id'); fi
+        want unchanged && measure "$tool.unchanged" "$bin" -r "$repo" backup -q "$data/linux"
+        want edit && measure "$tool.edit" "$bin" -r "$repo" backup -q --parent "$first" "$data/linux-edit"
+        if want restore; then settle; measure "$tool.restore" "$bin" -r "$repo" restore -q "$first" --target "$work/restore"; fi
+        du -sb "$repo" | cut -f1 >> "$work/$tool.repo_bytes"
+      fi
+      if want random; then
+        rm -rf "$repo"; "$bin" -r "$repo" init >/dev/null 2>&1
+        measure "$tool.random" "$bin" -r "$repo" backup -q "$data/random.bin"
+      fi
+      rm -rf "$repo" "$work/restore"
+      settle
+    done
   done
-done
+}
+
+[ $report_only = 1 ] || collect
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 json="{\"runs\":$runs,\"machine\":\"$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\",\"cases\":{"

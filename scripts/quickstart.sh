@@ -14,12 +14,12 @@ step() { printf '\n== %s\n' "$*"; }
 now() { date +%s.%N; }
 took() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "   (%.2f s)\n", b - a }'; }
 
-step "building the agent (build/release/apps/agent/stash)"
+step "building the agent (build/agent/apps/agent/stash)"
 t=$(now)
-cmake --preset release -DSTASH_BUILD_TESTS=OFF -DSTASH_BUILD_BENCH=OFF >/dev/null
-cmake --build --preset release --target stash_agent
+cmake --preset agent >/dev/null
+cmake --build --preset agent
 took "$t"
-stash=$PWD/build/release/apps/agent/stash
+stash=$PWD/build/agent/apps/agent/stash
 
 work=$(mktemp -d /tmp/stash-quickstart.XXXXXX)
 export RESTIC_PASSWORD="quickstart-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"

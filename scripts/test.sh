@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 need_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
-cmake --preset release -DSTASH_BUILD_TESTS=ON -DSTASH_BUILD_BENCH=ON
+cmake --preset release
 cmake --build --preset release
 ctest --preset release "$@"

@@ -6,4 +6,5 @@ source scripts/deps.sh
 need_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 cmake --preset release
 cmake --build --preset release
+cmake --build --preset release --target all_verify_interface_header_sets   # every header compiles alone
 ctest --preset release "$@"

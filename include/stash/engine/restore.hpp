@@ -9,6 +9,8 @@
 
 #include <sys/stat.h>
 
+#include <deque>
+#include <filesystem>
 #include <map>
 
 namespace stash::engine {

@@ -128,6 +128,13 @@ public:
         std::promise<id> root_id;
         auto root_future = root_id.get_future();
         {
+            // As restic does: when progress is shown, a scanner runs ahead only to count what is to
+            // do, so the totals (and the ETA) mean something long before the walker gets there.
+            std::jthread scanner;
+            if (opt_.on_progress && !opt_.from_stdin)
+                scanner = std::jthread([this, &paths](std::stop_token st) {
+                    for (auto const& p : paths) scan(p, st);
+                });
             progress_reporter reporter(progress_, opt_.on_progress, opt_.progress_interval);
             pool_ = std::make_unique<pool>(threads_, 4 * threads_ + 16, 2 * threads_);
             auto* root = new dir_state;
@@ -294,8 +301,7 @@ private:
         }
         switch (n.type) {
             case node_type::file: {
-                ++progress_.files_total;
-                progress_.bytes_total += n.size;
+                if (!opt_.on_progress) ++progress_.files_total, progress_.bytes_total += n.size;  // else the scanner counts
                 if (unchanged(n, pn)) {
                     n.content = pn->content;
                     ++c_.files_unmodified;
@@ -328,6 +334,32 @@ private:
             }
             default: release(ds, threads_); break;
         }
+    }
+
+    // Counts the files and bytes below `path` (lstat only) into the progress totals.
+    void scan(std::string const& path, std::stop_token const& st) {
+        struct stat sb;
+        if (st.stop_requested() || ::lstat(path.c_str(), &sb) != 0) return;
+        if (S_ISREG(sb.st_mode)) {
+            ++progress_.files_total;
+            progress_.bytes_total += std::uint64_t(sb.st_size);
+            return;
+        }
+        if (!S_ISDIR(sb.st_mode)) return;
+        DIR* d = ::opendir(path.c_str());
+        if (!d) return;
+        std::vector<std::string> subdirs;
+        while (dirent* e = ::readdir(d)) {
+            std::string_view name = e->d_name;
+            if (name == "." || name == "..") continue;
+            std::string const full = (path == "/" ? "" : path) + "/" + std::string(name);
+            if (!excludes_.empty() && excludes_.matches(full)) continue;
+            if (::fstatat(::dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0) continue;
+            if (S_ISDIR(sb.st_mode)) subdirs.push_back(full);
+            else if (S_ISREG(sb.st_mode)) ++progress_.files_total, progress_.bytes_total += std::uint64_t(sb.st_size);
+        }
+        ::closedir(d);
+        for (auto const& sd : subdirs) scan(sd, st);
     }
 
     // restic's change detection: same type, mtime, ctime, size and inode, and all content still indexed.

@@ -1,6 +1,7 @@
 // Progress counters shared between an engine's threads and whoever reports them.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -25,9 +26,13 @@ struct progress_counters {
     std::atomic<std::uint64_t> files_done{0}, files_total{0}, bytes_done{0}, bytes_total{0}, errors{0};
     std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
 
+    /// A total never reads below what is done (a scanner may trail, a file may have grown).
     progress_snapshot read(bool final = false) const {
-        return {std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-                files_done.load(), files_total.load(), bytes_done.load(), bytes_total.load(), errors.load(), final};
+        progress_snapshot p{std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                            files_done.load(), files_total.load(), bytes_done.load(), bytes_total.load(), errors.load(), final};
+        p.files_total = std::max(p.files_total, p.files_done);
+        p.bytes_total = std::max(p.bytes_total, p.bytes_done);
+        return p;
     }
 };
 

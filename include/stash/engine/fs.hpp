@@ -23,30 +23,35 @@ namespace stash::engine {
 class name_cache {
 public:
     std::string user(std::uint32_t uid) {
-        std::lock_guard lk(mu_);
-        auto [it, fresh] = users_.try_emplace(uid);
-        if (fresh) {
+        return cached(users_, uid, [](std::uint32_t id, char* buf, std::size_t n) -> char const* {
             passwd pw, *res = nullptr;
-            char buf[4096];
-            if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) it->second = res->pw_name;
-        }
-        return it->second;
+            return getpwuid_r(id, &pw, buf, n, &res) == 0 && res ? res->pw_name : nullptr;
+        });
     }
     std::string group(std::uint32_t gid) {
+        return cached(groups_, gid, [](std::uint32_t id, char* buf, std::size_t n) -> char const* {
+            struct ::group gr, *res = nullptr;
+            return getgrgid_r(id, &gr, buf, n, &res) == 0 && res ? res->gr_name : nullptr;
+        });
+    }
+
+private:
+    using map = std::unordered_map<std::uint32_t, std::string>;
+
+    // Looks `id` up once; an unknown id is remembered as an empty name (restic then omits it).
+    template <class Lookup>
+    std::string cached(map& m, std::uint32_t id, Lookup lookup) {
         std::lock_guard lk(mu_);
-        auto [it, fresh] = groups_.try_emplace(gid);
+        auto [it, fresh] = m.try_emplace(id);
         if (fresh) {
-            group_t gr, *res = nullptr;
             char buf[4096];
-            if (getgrgid_r(gid, &gr, buf, sizeof buf, &res) == 0 && res) it->second = res->gr_name;
+            if (char const* name = lookup(id, buf, sizeof buf)) it->second = name;
         }
         return it->second;
     }
 
-private:
-    using group_t = struct ::group;
     std::mutex mu_;
-    std::unordered_map<std::uint32_t, std::string> users_, groups_;
+    map users_, groups_;
 };
 
 inline timestamp to_timestamp(struct timespec ts) { return {ts.tv_sec, std::uint32_t(ts.tv_nsec), 0}; }

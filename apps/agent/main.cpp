@@ -3,6 +3,7 @@
 #include "policies.hpp"
 
 #include <stash/engine/backup.hpp>
+#include <stash/engine/forget.hpp>
 #include <stash/engine/restore.hpp>
 #include <stash/engine/snapshots.hpp>
 
@@ -322,6 +323,80 @@ int cmd_cat(globals const& g, std::string const& kind, std::string const& arg) {
     return exit_ok;
 }
 
+struct forget_args {
+    engine::keep_policy policy;
+    std::string within, group_by = "host,paths";
+    std::vector<std::string> keep_tags, ids;
+    engine::snapshot_filter filter;
+    bool dry_run = false;
+};
+
+int cmd_forget(globals const& g, forget_args a) {
+    if (!a.within.empty()) a.policy.within = check(engine::calendar_duration::parse(a.within));
+    for (auto const& t : a.keep_tags) {
+        std::vector<std::string> list;
+        for (auto part : engine::detail::components_of(t, ',')) list.emplace_back(part);
+        if (list.empty()) list.emplace_back();
+        a.policy.tags.push_back(std::move(list));
+    }
+    auto by = check(engine::group_by::parse(a.group_by));
+    auto r = open_repo(g);
+    std::unique_ptr<stock_repo::lock_holder> lock;
+    if (!g.no_lock && !a.dry_run) lock = check(r.acquire_lock(true));
+    std::vector<engine::snapshot_entry> doomed;
+    std::vector<engine::forget_group> groups;
+    if (!a.ids.empty()) {
+        for (auto const& i : a.ids) doomed.push_back(check(engine::find_snapshot(r, i)));
+    } else {
+        if (a.policy.empty() && !g.json) say(g, "no policy was specified, no snapshots will be removed");
+        groups = engine::forget(check(engine::load_snapshots(r, a.filter)), a.policy, by, timestamp::now());
+        for (auto const& gr : groups) doomed.insert(doomed.end(), gr.remove.begin(), gr.remove.end());
+    }
+    if (g.json) {
+        std::string j = "[";
+        auto list = [&](std::vector<engine::snapshot_entry> const& v) {
+            if (v.empty()) return std::string("null");
+            std::string s = "[";
+            for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + snapshot_json(v[i], false);
+            return s + "]";
+        };
+        auto strings = [](std::vector<std::string> const& v) {
+            if (v.empty()) return std::string("null");
+            std::string s = "[";
+            for (std::size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + json_str(v[i]);
+            return s + "]";
+        };
+        for (std::size_t gi = 0; gi < groups.size(); ++gi) {
+            auto const& gr = groups[gi];
+            j += (gi ? "," : "") + std::string("{\"tags\":") + strings(gr.tags) + ",\"host\":" + json_str(gr.host) +
+                 ",\"paths\":" + strings(gr.paths) + ",\"keep\":" + list(gr.keep) + ",\"remove\":" + list(gr.remove) +
+                 ",\"reasons\":[";
+            for (std::size_t k = 0; k < gr.keep.size(); ++k)
+                j += (k ? "," : "") + std::string("{\"snapshot\":") + snapshot_json(gr.keep[k], false) +
+                     ",\"matches\":" + strings(gr.reasons[k]) + "}";
+            j += "]}";
+        }
+        std::cout << j << "]\n";
+    } else {
+        for (auto const& gr : groups) {
+            say(g, "snapshots for host " + gr.host + (gr.paths.empty() ? "" : ", paths " + gr.paths[0] + (gr.paths.size() > 1 ? " …" : "")) +
+                       ": keep " + std::to_string(gr.keep.size()) + ", remove " + std::to_string(gr.remove.size()));
+            for (std::size_t k = 0; k < gr.keep.size(); ++k) {
+                std::string why;
+                for (auto const& w : gr.reasons[k]) why += (why.empty() ? "" : ", ") + w;
+                say(g, "  keep   " + gr.keep[k].sid.short_str() + "  " + format_rfc3339(gr.keep[k].snap.time) + "  " + why);
+            }
+            for (auto const& e : gr.remove) say(g, "  remove " + e.sid.short_str() + "  " + format_rfc3339(e.snap.time));
+        }
+    }
+    if (a.dry_run) return exit_ok;
+    for (auto const& e : doomed) {
+        check(r.backend().remove({file_type::snapshot, e.sid.str()}));
+        say(g, "removed snapshot " + e.sid.short_str());
+    }
+    return exit_ok;
+}
+
 int cmd_unlock(globals const& g, bool all) {
     auto r = open_repo(g);
     auto n = check(r.remove_locks(all));
@@ -403,6 +478,24 @@ int main(int argc, char** argv) {
     cat->add_option("type", cat_kind, "config|masterkey|key|lock|snapshot|index|pack|blob|tree")->required();
     cat->add_option("id", cat_arg, "ID or unique prefix");
     cat->callback(run([&] { return cmd_cat(g, cat_kind, cat_arg); }));
+
+    forget_args fa;
+    auto* forget = app.add_subcommand("forget", "remove snapshots by a keep policy (restic's rules) or by ID");
+    forget->add_option("ids", fa.ids, "snapshots to remove (instead of a policy)");
+    forget->add_option("-l,--keep-last", fa.policy.last, "keep the last N snapshots");
+    forget->add_option("-H,--keep-hourly", fa.policy.hourly, "keep the last N hourly snapshots");
+    forget->add_option("-d,--keep-daily", fa.policy.daily, "keep the last N daily snapshots");
+    forget->add_option("-w,--keep-weekly", fa.policy.weekly, "keep the last N weekly snapshots");
+    forget->add_option("-m,--keep-monthly", fa.policy.monthly, "keep the last N monthly snapshots");
+    forget->add_option("-y,--keep-yearly", fa.policy.yearly, "keep the last N yearly snapshots");
+    forget->add_option("--keep-within", fa.within, "keep snapshots newer than latest minus a duration (1y5m7d2h)");
+    forget->add_option("--keep-tag", fa.keep_tags, "keep snapshots with these tags (comma list; repeatable)");
+    forget->add_option("-g,--group-by", fa.group_by, "group by host, paths, tags (comma list; \"\" for none)");
+    forget->add_option("--host", fa.filter.hosts, "only snapshots of this host (repeatable)");
+    forget->add_option("--tag", fa.filter.tags, "only snapshots with this tag (repeatable)");
+    forget->add_option("--path", fa.filter.paths, "only snapshots of exactly these paths (repeatable)");
+    forget->add_flag("-n,--dry-run", fa.dry_run, "only show what would be removed");
+    forget->callback(run([&] { return cmd_forget(g, fa); }));
 
     bool remove_all = false;
     auto* unlock = app.add_subcommand("unlock", "remove stale locks");

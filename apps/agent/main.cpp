@@ -3,6 +3,7 @@
 #include "policies.hpp"
 
 #include <stash/engine/backup.hpp>
+#include <stash/engine/check.hpp>
 #include <stash/engine/forget.hpp>
 #include <stash/engine/restore.hpp>
 #include <stash/engine/snapshots.hpp>
@@ -397,6 +398,46 @@ int cmd_forget(globals const& g, forget_args a) {
     return exit_ok;
 }
 
+int cmd_check(globals const& g, bool read_data, std::string const& subset) {
+    engine::check_options opt;
+    opt.read_data = read_data || !subset.empty();
+    if (!subset.empty()) {
+        unsigned n = 0, m = 0;
+        double pct = 0;
+        char tail = 0;
+        if (std::sscanf(subset.c_str(), "%u/%u%c", &n, &m, &tail) == 2 && n >= 1 && n <= m) {
+            opt.subset_n = n, opt.subset_m = m;
+        } else if (std::sscanf(subset.c_str(), "%lf%%%c", &pct, &tail) == 1 && pct > 0 && pct <= 100 && subset.back() == '%') {
+            opt.subset_percent = pct;
+        } else {
+            throw fatal("--read-data-subset \"" + subset + "\": expected N/M (1 <= N <= M) or P% (0 < P <= 100)");
+        }
+    }
+    opt.on_error = [&g](std::string const& m) {
+        if (g.json) std::cout << "{\"message_type\":\"error\",\"message\":" << json_str(m) << "}\n";
+        else std::cerr << "error: " << m << '\n';
+    };
+    opt.on_hint = [&g](std::string const& m) { say(g, "hint: " + m); };
+    auto r = open_repo(g);
+    std::unique_ptr<stock_repo::lock_holder> lock;
+    if (!g.no_lock) lock = check(r.acquire_lock(true));
+    say(g, "checking index, packs, snapshots and trees" + std::string(opt.read_data ? ", reading data" : ""));
+    auto s = check(engine::check(r, opt));
+    if (g.json)
+        std::printf("{\"message_type\":\"summary\",\"errors\":%llu,\"hints\":%llu,\"packs\":%llu,\"packs_read\":%llu,"
+                    "\"blobs_read\":%llu,\"snapshots\":%llu,\"trees\":%llu}\n",
+                    (unsigned long long)s.errors, (unsigned long long)s.hints, (unsigned long long)s.packs,
+                    (unsigned long long)s.packs_read, (unsigned long long)s.blobs_read, (unsigned long long)s.snapshots,
+                    (unsigned long long)s.trees);
+    if (s.errors) {
+        std::cerr << "Fatal: repository contains errors (" << s.errors << ")\n";
+        return exit_fatal;
+    }
+    say(g, "no errors were found (" + std::to_string(s.snapshots) + " snapshots, " + std::to_string(s.trees) + " trees, " +
+               std::to_string(s.packs) + " packs" + (opt.read_data ? ", " + std::to_string(s.packs_read) + " read" : "") + ")");
+    return exit_ok;
+}
+
 int cmd_unlock(globals const& g, bool all) {
     auto r = open_repo(g);
     auto n = check(r.remove_locks(all));
@@ -496,6 +537,13 @@ int main(int argc, char** argv) {
     forget->add_option("--path", fa.filter.paths, "only snapshots of exactly these paths (repeatable)");
     forget->add_flag("-n,--dry-run", fa.dry_run, "only show what would be removed");
     forget->callback(run([&] { return cmd_forget(g, fa); }));
+
+    bool read_data = false;
+    std::string subset;
+    auto* chk = app.add_subcommand("check", "check the repository (with --read-data: every stored byte)");
+    chk->add_flag("--read-data", read_data, "read and verify all packs");
+    chk->add_option("--read-data-subset", subset, "read and verify a subset of packs: N/M or P%");
+    chk->callback(run([&] { return cmd_check(g, read_data, subset); }));
 
     bool remove_all = false;
     auto* unlock = app.add_subcommand("unlock", "remove stale locks");

@@ -2,7 +2,7 @@
 # zones) and random keep policies, our `forget --dry-run --json` keeps and removes exactly the snapshots
 # restic 0.14's does.
 source "$(dirname "$0")/lib.sh"
-: "${SNAPSHOT_GEN:?set SNAPSHOT_GEN to the snapshot_gen tool}"
+: "${REPO_TOOL:?set REPO_TOOL to the repo_tool binary}"
 sets=${FORGET_SETS:-500}
 repo=$WORK/repo
 mkdir -p "$WORK/src"; printf 'x' > "$WORK/src/f"
@@ -11,7 +11,7 @@ mkdir -p "$WORK/src"; printf 'x' > "$WORK/src/f"
 decisions='[.[] | (.keep // [] | map(.id)), (.remove // [] | map(.id))] | flatten | length'
 kept='[.[] | .keep // [] | .[].id] | sort'
 for seed in $(seq 1 "$sets"); do
-  "$SNAPSHOT_GEN" "$repo" "$seed" >/dev/null
+  "$REPO_TOOL" snapshots "$repo" "$seed" >/dev/null
   RANDOM=$seed
   flags=()
   for opt in last hourly daily weekly monthly yearly; do
@@ -31,7 +31,7 @@ done
 pass "$sets random snapshot sets: the same snapshots kept as restic keeps"
 
 # And for real: forget removes the snapshot files restic would, and restic agrees afterwards.
-"$SNAPSHOT_GEN" "$repo" 4242 >/dev/null
+"$REPO_TOOL" snapshots "$repo" 4242 >/dev/null
 want=$("$RESTIC" -r "$repo" forget --no-lock --dry-run --json --keep-daily 3 --keep-monthly 2 | jq -c "$kept")
 "$STASH" -r "$repo" forget -q --keep-daily 3 --keep-monthly 2
 have=$("$RESTIC" -r "$repo" snapshots --no-lock --json | jq -c '[.[].id] | sort')

@@ -19,6 +19,9 @@ removed=$("$STASH" -r "$WORK/repo" unlock --json | jq .removed)
 [ "$removed" = 1 ] || fail "expected the dead process's lock to be removed as stale, removed $removed"
 "$RESTIC" -r "$WORK/repo" check --read-data >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log"; fail "restic check after SIGKILL"; }
 pass "restic check --read-data is clean after a killed backup"
+"$STASH" -r "$WORK/repo" check --read-data >"$WORK/ours.log" 2>&1 || { cat "$WORK/ours.log"; fail "our check after SIGKILL"; }
+grep -q "not referenced in any index" "$WORK/ours.log" || fail "our check did not point out the killed backup's unreferenced packs"
+pass "our check --read-data agrees, and points out the killed backup's unreferenced packs"
 
 "$STASH" -r "$WORK/repo" backup -q "$WORK/src"
 "$RESTIC" -r "$WORK/repo" check --read-data >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log"; fail "restic check after the next backup"; }

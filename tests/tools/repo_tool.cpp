@@ -1,6 +1,8 @@
-// Test tool: replaces every snapshot of a repository with a random set that shares one tree, so
-// retention decisions can be compared with restic's on many sets quickly.
-// Usage: snapshot_gen REPO SEED   (password in RESTIC_PASSWORD)
+// Test tool for what the agent must never do on its own (password in RESTIC_PASSWORD):
+//   repo_tool snapshots REPO SEED   replaces every snapshot with a random set sharing one tree, so
+//                                   retention decisions can be compared with restic's on many sets
+//   repo_tool put REPO TYPE FILE    stores FILE encrypted (and compressed in v2) as an index or
+//                                   snapshot file and prints its ID, to plant crafted documents
 #include <stash/policies/backend/local.hpp>
 #include <stash/policies/hash/sha256.hpp>
 #include <stash/repo/repository.hpp>
@@ -9,19 +11,34 @@
 #include <cstdlib>
 #include <random>
 
+#include <fstream>
+#include <iterator>
+#include <string>
+
 int main(int argc, char** argv) {
     using namespace stash;
-    if (argc != 3) return std::fprintf(stderr, "usage: snapshot_gen REPO SEED\n"), 2;
+    std::string const cmd = argc > 1 ? argv[1] : "";
+    if (!((cmd == "snapshots" && argc == 4) || (cmd == "put" && argc == 5)))
+        return std::fprintf(stderr, "usage: repo_tool snapshots REPO SEED | repo_tool put REPO index|snapshot FILE\n"), 2;
     using repo_t = repo::repository<policies::backend::local, policies::hash::sha256>;
-    auto r = repo_t::open(policies::backend::local(argv[1]), std::getenv("RESTIC_PASSWORD") ? std::getenv("RESTIC_PASSWORD") : "");
+    auto r = repo_t::open(policies::backend::local(argv[2]), std::getenv("RESTIC_PASSWORD") ? std::getenv("RESTIC_PASSWORD") : "");
     if (!r) return std::fprintf(stderr, "%s\n", r.error().what().c_str()), 1;
+    if (cmd == "put") {
+        std::ifstream in(argv[4], std::ios::binary);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        auto t = std::string(argv[3]) == "index" ? file_type::index : file_type::snapshot;
+        auto fid = r->save_unpacked(t, text);
+        if (!fid) return std::fprintf(stderr, "%s\n", fid.error().what().c_str()), 1;
+        std::printf("%s\n", fid->str().c_str());
+        return 0;
+    }
     auto ids = r->list(file_type::snapshot);
     if (!ids || ids->empty()) return std::fprintf(stderr, "need one snapshot to borrow its tree\n"), 1;
     auto first = r->load_snapshot(ids->front());
     if (!first) return std::fprintf(stderr, "%s\n", first.error().what().c_str()), 1;
     for (auto const& i : *ids) (void)r->backend().remove({file_type::snapshot, i.str()});
 
-    std::mt19937_64 g(std::strtoull(argv[2], nullptr, 10));
+    std::mt19937_64 g(std::strtoull(argv[3], nullptr, 10));
     auto pick = [&](int n) { return int(g() % unsigned(n)); };
     char const* hosts[] = {"alpha", "beta", "gamma"};
     char const* tags[] = {"daily", "db", "web"};

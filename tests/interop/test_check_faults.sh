@@ -1,0 +1,59 @@
+# Issue 6, acceptance 3: `check` finds each planted fault, exits non-zero and names the object; a clean
+# repository (ours or restic's) checks clean.
+source "$(dirname "$0")/lib.sh"
+: "${REPO_TOOL:?set REPO_TOOL to the repo_tool binary}"
+mkdir -p "$WORK/src"
+head -c 6000000 /dev/urandom > "$WORK/src/big.bin"
+seq 1 100000 > "$WORK/src/numbers.txt"
+base=$WORK/base
+"$STASH" -r "$base" init -q
+"$STASH" -r "$base" backup -q "$WORK/src"
+
+# expect_check CODE PATTERN [ARGS...]: runs check on $WORK/d and matches its output.
+expect_check() {
+  local code=$1 pattern=$2; shift 2
+  local rc=0
+  "$STASH" -r "$WORK/d" check "$@" >"$WORK/out" 2>&1 || rc=$?
+  [ "$rc" = "$code" ] || { cat "$WORK/out" >&2; fail "check $* exited $rc, expected $code"; }
+  grep -qE "$pattern" "$WORK/out" || { cat "$WORK/out" >&2; fail "check $*: output does not match /$pattern/"; }
+  pass "check $*: $(grep -m1 -E "$pattern" "$WORK/out" | cut -c1-140)"
+}
+fresh() { rm -rf "$WORK/d"; cp -a "$base" "$WORK/d"; chmod -R u+w "$WORK/d"; }
+flip() { printf '\xff' | dd of="$1" bs=1 seek=$(( $(stat -c %s "$1") / 2 )) conv=notrunc status=none; }
+# rewrite_index JQ: applies JQ to the (single) index file and stores the result in its place.
+rewrite_index() {
+  local old; old=$(ls "$WORK/d/index")
+  "$STASH" -r "$WORK/d" cat index "$old" | jq -c "$1" > "$WORK/index.json"
+  "$REPO_TOOL" put "$WORK/d" index "$WORK/index.json" >/dev/null
+  rm -f "$WORK/d/index/$old"
+}
+
+fresh
+expect_check 0 "no errors were found" --read-data
+"$RESTIC" -r "$WORK/restic" init >/dev/null; "$RESTIC" -r "$WORK/restic" backup -q "$WORK/src"
+"$STASH" -r "$WORK/restic" check --read-data >/dev/null || fail "our check of restic's repository"
+pass "restic's repository checks clean with our check --read-data"
+
+pack=$(find "$WORK/d/data" -type f -size +1M | head -1); pid=$(basename "$pack")
+
+fresh; rm "$WORK/d/data/${pid:0:2}/$pid"
+expect_check 1 "pack $pid: does not exist"
+
+fresh; flip "$WORK/d/data/${pid:0:2}/$pid"
+expect_check 0 "no errors were found"
+expect_check 1 "pack $pid" --read-data
+expect_check 1 "pack $pid" --read-data-subset 100%
+
+fresh; rewrite_index "(.packs[] | select(.id == \"$pid\") | .blobs) |= (sort_by(.offset) | .[-1].length += 1000)"
+expect_check 1 "pack $pid: unexpected file size"
+fresh; rewrite_index "(.packs[] | select(.id == \"$pid\") | .blobs) |= (sort_by(.offset) | .[0].length += 1)"
+expect_check 1 "pack $pid: index entries have gaps or overlap"
+
+fresh; blob=$("$STASH" -r "$WORK/d" cat index "$(ls "$WORK/d/index")" | jq -r "[.packs[] | select(.id == \"$pid\") | .blobs[] | select(.type == \"data\")][0].id")
+rewrite_index "(.packs[] | select(.id == \"$pid\") | .blobs) |= map(select(.id != \"$blob\"))"
+expect_check 1 "tree [0-9a-f]{64}, node \"[^\"]+\": data blob $blob not found in index"
+
+fresh; snap=$(ls "$WORK/d/snapshots"); flip "$WORK/d/snapshots/$snap"
+expect_check 1 "snapshots/$snap"
+
+fresh; expect_check 1 "expected N/M" --read-data-subset 3/2

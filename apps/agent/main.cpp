@@ -438,6 +438,59 @@ int cmd_check(globals const& g, bool read_data, std::string const& subset) {
     return exit_ok;
 }
 
+int cmd_key(globals const& g, std::string const& action, std::string const& arg, std::string const& new_password_file) {
+    auto r = open_repo(g);
+    auto new_password = [&] {
+        if (new_password_file.empty()) {
+            if (!::isatty(STDIN_FILENO)) throw fatal("key " + action + " needs --new-password-file when not on a terminal");
+            std::string pw = ::getpass("enter new password: ");
+            if (pw != std::string(::getpass("enter password again: "))) throw fatal("passwords do not match");
+            return pw;
+        }
+        std::ifstream in(new_password_file);
+        if (!in) throw fatal("cannot read " + new_password_file + ": " + std::strerror(errno));
+        std::string pw;
+        std::getline(in, pw);
+        return pw;
+    };
+    std::unique_ptr<stock_repo::lock_holder> lock;
+    if (action != "list" && !g.no_lock) lock = check(r.acquire_lock(true));
+    if (action == "list") {
+        auto ids = check(r.list(file_type::key));
+        if (g.json) std::cout << '[';
+        else std::printf(" %-10s %-10s %-20s %s\n", "ID", "User", "Host", "Created");
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            auto k = check(r.load_key(ids[i]));
+            bool const current = ids[i] == r.key_id();
+            if (g.json)
+                std::cout << (i ? "," : "") << "{\"current\":" << (current ? "true" : "false") << ",\"id\":\"" << ids[i].str()
+                          << "\",\"userName\":" << json_str(k.username) << ",\"hostName\":" << json_str(k.hostname)
+                          << ",\"created\":\"" << format_rfc3339(k.created) << "\"}";
+            else
+                std::printf("%s%-10s %-10s %-20s %s\n", current ? "*" : " ", ids[i].short_str().c_str(), k.username.c_str(),
+                            k.hostname.c_str(), format_rfc3339(k.created).substr(0, 19).c_str());
+        }
+        if (g.json) std::cout << "]\n";
+        return exit_ok;
+    }
+    if (action == "add" || action == "passwd") {
+        auto kid = check(r.add_key(new_password(), {32768, 8, 1}, stock_repo::current_user(), repo::this_hostname()));
+        if (action == "passwd") check(r.backend().remove({file_type::key, r.key_id().str()}));
+        say(g, "saved new key as " + kid.short_str() +
+                   (action == "passwd" ? ", removed the old key " + r.key_id().short_str() : ""));
+        return exit_ok;
+    }
+    if (action == "remove") {
+        if (arg.empty()) throw fatal("key remove needs a key ID");
+        auto kid = check(r.find(file_type::key, arg));
+        if (kid == r.key_id()) throw fatal("refusing to remove key " + kid.short_str() + ": it is the one in use (use another password)");
+        check(r.backend().remove({file_type::key, kid.str()}));
+        say(g, "removed key " + kid.short_str());
+        return exit_ok;
+    }
+    throw fatal("key: unknown action \"" + action + "\" (list, add, remove, passwd)");
+}
+
 int cmd_unlock(globals const& g, bool all) {
     auto r = open_repo(g);
     auto n = check(r.remove_locks(all));
@@ -544,6 +597,13 @@ int main(int argc, char** argv) {
     chk->add_flag("--read-data", read_data, "read and verify all packs");
     chk->add_option("--read-data-subset", subset, "read and verify a subset of packs: N/M or P%");
     chk->callback(run([&] { return cmd_check(g, read_data, subset); }));
+
+    std::string key_action, key_arg, new_password_file;
+    auto* key = app.add_subcommand("key", "manage keys (passwords): list, add, remove ID, passwd");
+    key->add_option("action", key_action, "list|add|remove|passwd")->required();
+    key->add_option("id", key_arg, "key ID (for remove)");
+    key->add_option("--new-password-file", new_password_file, "read the new password from a file");
+    key->callback(run([&] { return cmd_key(g, key_action, key_arg, new_password_file); }));
 
     bool remove_all = false;
     auto* unlock = app.add_subcommand("unlock", "remove stale locks");

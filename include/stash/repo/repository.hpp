@@ -64,7 +64,7 @@ public:
         auto key = make_key(password, master, opt.kdf, opt.username, opt.hostname.empty() ? this_hostname() : opt.hostname);
         if (!key) return std::move(key).error();
         std::string const kj = key->to_json();
-        STASH_TRYV(b.put({file_type::key, Hasher::digest(as_bytes(kj)).str()}, as_bytes(kj)));
+        STASH_TRYV(b.put({file_type::key, Hasher::digest(as_bytes(kj)).str()}, as_bytes(kj)));  // named by hash
         config c;
         c.version = opt.version;
         std::array<std::byte, 32> rid;
@@ -83,6 +83,7 @@ public:
             c.chunker_polynomial = *p;
         }
         repository r(std::move(b), crypto::restic_sealer(master), c);
+        r.key_id_ = Hasher::digest(as_bytes(kj));
         STASH_TRYV(r.save_config());
         return r;
     }
@@ -116,13 +117,15 @@ public:
             if (auto o = s.open(box, plain); !o) return make_error(errc::corrupt, "config: " + o.error().message);
             auto c = config::from_json(as_chars(plain));
             if (!c) return std::move(c).error();
-            return repository(std::move(b), std::move(s), std::move(*c));
+            repository r(std::move(b), std::move(s), std::move(*c));
+            if (auto kid = id::parse(name)) r.key_id_ = *kid;
+            return r;
         }
         return make_error(errc::wrong_password, "wrong password or no key found for repository " + b.location());
     }
 
     repository(repository&& o) noexcept
-        : backend_(std::move(o.backend_)), sealer_(std::move(o.sealer_)), config_(std::move(o.config_)) {}
+        : backend_(std::move(o.backend_)), sealer_(std::move(o.sealer_)), config_(std::move(o.config_)), key_id_(o.key_id_) {}
 
     Backend& backend() noexcept { return backend_; }
     config const& cfg() const noexcept { return config_; }
@@ -131,6 +134,29 @@ public:
     repo::index const& index() const noexcept { return index_; }
     /// v2 repositories store compressed blobs and unpacked files.
     bool compression() const noexcept { return config_.version >= 2; }
+
+    // --- keys -----------------------------------------------------------------------------------
+
+    /// The key file this repository was opened (or created) with.
+    id const& key_id() const noexcept { return key_id_; }
+
+    /// Adds a key file wrapping the master key under `password`; returns its ID.
+    result<id> add_key(std::string_view password, crypto::scrypt_params prm, std::string username, std::string hostname) {
+        if (password.empty()) return make_error(errc::invalid_argument, "an empty password is not allowed");
+        auto k = make_key(password, sealer_.key(), prm, std::move(username), std::move(hostname));
+        if (!k) return std::move(k).error();
+        std::string const j = k->to_json();
+        id const kid = Hasher::digest(as_bytes(j));
+        STASH_TRYV(backend_.put({file_type::key, kid.str()}, as_bytes(j)));
+        return kid;
+    }
+
+    /// Loads a key file's plaintext fields (its `data` stays sealed).
+    result<key_file> load_key(id const& kid) {
+        bytes raw;
+        STASH_TRYV(backend_.get({file_type::key, kid.str()}, 0, 0, raw));
+        return key_file::from_json(as_chars(raw), "key " + kid.str());
+    }
 
     // --- unpacked files -------------------------------------------------------------------------
 
@@ -439,6 +465,7 @@ private:
     Backend backend_;
     crypto::restic_sealer sealer_;
     config config_;
+    id key_id_;
     repo::index index_;
     mutable std::mutex pending_mu_;
     std::vector<indexed_pack> pending_;

@@ -8,9 +8,9 @@ cp -r /usr/include/linux "$WORK/src/"
 "$STASH" -r "$WORK/repo" backup -q "$WORK/src/linux"   # an earlier snapshot must survive
 
 "$STASH" -r "$WORK/repo" backup -q "$WORK/src" & pid=$!
-for _ in $(seq 1 100); do  # kill once packs of this backup are being written
-  [ "$(find "$WORK/repo/data" -type f | wc -l)" -gt 3 ] && break
-  sleep 0.05
+for _ in $(seq 1 200); do  # kill once this backup has completed packs (temp files do not count)
+  [ "$(find "$WORK/repo/data" -type f ! -name '*-tmp-*' | wc -l)" -gt 3 ] && break
+  sleep 0.02
 done
 kill -9 $pid; wait $pid 2>/dev/null || true
 [ "$(ls "$WORK/repo/snapshots" | wc -l)" = 1 ] || fail "the killed backup wrote a snapshot"

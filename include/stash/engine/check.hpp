@@ -14,7 +14,9 @@ namespace stash::engine {
 
 struct check_options {
     /// Read and verify packs: none, all, or the subset chosen by `subset_n`/`subset_m` (packs whose
-    /// first ID byte mod M equals N−1, as restic's --read-data-subset N/M) or `subset_percent`.
+    /// first ID byte mod M equals N−1, as restic's --read-data-subset N/M) or `subset_percent`
+    /// (packs whose first two ID bytes fall below P% of their range: deterministic, so repeated runs
+    /// with 1/N-sized steps are easy to reason about; restic picks P% at random).
     bool read_data = false;
     unsigned subset_n = 0, subset_m = 0;
     double subset_percent = 0;

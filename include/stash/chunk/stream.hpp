@@ -30,7 +30,7 @@ public:
     result<std::optional<byte_span>> next() {
         if (end_ - pos_ < chunker_.max_size() && !eof_) {
             std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
-            total_ += pos_, end_ -= pos_, pos_ = 0;
+            end_ -= pos_, pos_ = 0;
             while (end_ < buf_.size() && !eof_) {
                 auto n = read_(mutable_byte_span(buf_).subspan(end_));
                 if (!n) return std::move(n).error();
@@ -45,14 +45,11 @@ public:
         return std::optional<byte_span>{avail.first(n)};
     }
 
-    /// Bytes read from the input so far.
-    std::size_t consumed() const noexcept { return total_ + pos_; }
-
 private:
     Chunker const& chunker_;
     Read read_;
     bytes& buf_;
-    std::size_t pos_ = 0, end_ = 0, total_ = 0;
+    std::size_t pos_ = 0, end_ = 0;
     bool eof_ = false;
 };
 

@@ -88,9 +88,7 @@ public:
         add(blob, t, uncompressed_length, [&](bytes& out) { out.insert(out.end(), sealed.begin(), sealed.end()); });
     }
     std::size_t size() const noexcept { return data_.size(); }
-    std::size_t count() const noexcept { return entries_.size(); }
     bool empty() const noexcept { return entries_.empty(); }
-    std::vector<blob_entry> const& entries() const noexcept { return entries_; }
 
     /// Seals the header and returns the complete pack (valid until `reset`).
     template <sealer Sealer>

@@ -60,11 +60,6 @@ public:
                                                      " is not supported (use 1 or 2)");
         if (password.empty()) return make_error(errc::invalid_argument, "an empty password is not allowed");
         STASH_TRYV(b.create());
-        auto master = crypto::key_material::random();
-        auto key = make_key(password, master, opt.kdf, opt.username, opt.hostname.empty() ? this_hostname() : opt.hostname);
-        if (!key) return std::move(key).error();
-        std::string const kj = key->to_json();
-        STASH_TRYV(b.put({file_type::key, Hasher::digest(as_bytes(kj)).str()}, as_bytes(kj)));  // named by hash
         config c;
         c.version = opt.version;
         std::array<std::byte, 32> rid;
@@ -82,8 +77,10 @@ public:
             if (!p) return make_error(errc::io, "could not find an irreducible polynomial");
             c.chunker_polynomial = *p;
         }
-        repository r(std::move(b), crypto::restic_sealer(master), c);
-        r.key_id_ = Hasher::digest(as_bytes(kj));
+        repository r(std::move(b), crypto::restic_sealer(crypto::key_material::random()), c);
+        auto kid = r.add_key(password, opt.kdf, opt.username, opt.hostname.empty() ? this_hostname() : opt.hostname);
+        if (!kid) return std::move(kid).error();
+        r.key_id_ = *kid;
         STASH_TRYV(r.save_config());
         return r;
     }

@@ -57,14 +57,22 @@ constexpr civil civil_from_days(std::int64_t z) noexcept {
     unsigned const m = mp < 10 ? mp + 3 : mp - 9;
     return {y + (m <= 2), m, d};
 }
+
+/// Days since 1970-01-01 and seconds into that day, both in the timestamp's own zone.
+struct local_day {
+    std::int64_t days, secs;
+};
+constexpr local_day split_local(std::int64_t sec, std::int32_t offset_min) noexcept {
+    std::int64_t const s = sec + std::int64_t(offset_min) * 60;
+    std::int64_t const days = s >= 0 ? s / 86400 : (s - 86399) / 86400;
+    return {days, s - days * 86400};
+}
 }  // namespace detail
 
 /// Formats as Go's RFC3339Nano: fraction without trailing zeros (none when zero), "Z" or "±hh:mm".
 /// Years are clamped to 0…9999 as restic does on write.
 inline std::string format_rfc3339(timestamp t) {
-    std::int64_t local = t.sec + std::int64_t(t.offset_min) * 60;
-    std::int64_t days = local >= 0 ? local / 86400 : (local - 86399) / 86400;
-    std::int64_t secs = local - days * 86400;
+    auto [days, secs] = detail::split_local(t.sec, t.offset_min);
     auto c = detail::civil_from_days(days);
     if (c.y < 0) c = {0, 1, 1}, secs = 0;
     if (c.y > 9999) c = {9999, 12, 31}, secs = 86399;

@@ -91,10 +91,9 @@ struct local_time {
     std::int64_t days;  // days since the epoch, in the snapshot's own zone
 };
 inline local_time local_of(timestamp t) {
-    std::int64_t const s = t.sec + std::int64_t(t.offset_min) * 60;
-    std::int64_t const days = s >= 0 ? s / 86400 : (s - 86399) / 86400;
+    auto const [days, secs] = stash::detail::split_local(t.sec, t.offset_min);
     auto c = stash::detail::civil_from_days(days);
-    return {c.y, c.m, c.d, unsigned((s - days * 86400) / 3600), days};
+    return {c.y, c.m, c.d, unsigned(secs / 3600), days};
 }
 // ISO 8601 week-numbering year·100 + week, as Go's Time.ISOWeek.
 inline std::int64_t iso_year_week(local_time const& l) {
@@ -107,9 +106,7 @@ inline std::int64_t iso_year_week(local_time const& l) {
 // calendar subtraction as Go's AddDate(-y, -m, -d) then Add(-h): months overflow into years and a day
 // past a month's end normalizes forward.
 inline timestamp subtract(timestamp t, calendar_duration d) {
-    std::int64_t const s = t.sec + std::int64_t(t.offset_min) * 60;
-    std::int64_t const days = s >= 0 ? s / 86400 : (s - 86399) / 86400;
-    std::int64_t const secs = s - days * 86400;
+    auto const [days, secs] = stash::detail::split_local(t.sec, t.offset_min);
     auto c = stash::detail::civil_from_days(days);
     std::int64_t m = std::int64_t(c.m) - 1 - d.months;
     std::int64_t y = c.y - d.years + (m >= 0 ? m / 12 : (m - 11) / 12);

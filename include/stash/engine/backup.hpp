@@ -13,7 +13,6 @@
 #include <dirent.h>
 #include <sys/mman.h>
 
-#include <filesystem>
 #include <future>
 #include <map>
 #include <memory>
@@ -98,8 +97,7 @@ public:
         } else {
             if (opt_.paths.empty()) return make_error(errc::invalid_argument, "nothing to back up: no paths given");
             for (auto const& p : opt_.paths) {
-                auto a = std::filesystem::absolute(p).lexically_normal().string();
-                while (a.size() > 1 && a.back() == '/') a.pop_back();
+                auto const a = absolute_path(p);
                 struct stat st;
                 if (::lstat(a.c_str(), &st) != 0) return errno_error("backup source " + a);
                 paths.push_back(a);
@@ -258,16 +256,17 @@ private:
         return {child, std::move(prev)};
     }
 
-    void walk_dir(std::string const& path, dir_state* ds, std::vector<node> const* prev) {
+    // The entries of directory `path` ("" = the root) that are backed up, sorted by name: no excluded
+    // paths and no sockets (restic 0.14 stores no node for them). With `report`, entries that cannot
+    // be listed or stat'ed are reported as errors.
+    std::vector<std::pair<std::string, struct stat>> read_dir(std::string const& path, bool report_errors) {
+        std::vector<std::pair<std::string, struct stat>> entries;
         std::string const dpath = path.empty() ? "/" : path;
         DIR* d = ::opendir(dpath.c_str());
         if (!d) {
-            report(dpath, std::string("open directory: ") + std::strerror(errno));
-            prepare(ds, 0);
-            release(ds, threads_);
-            return;
+            if (report_errors) report(dpath, std::string("open directory: ") + std::strerror(errno));
+            return entries;
         }
-        std::vector<std::pair<std::string, struct stat>> entries;
         while (dirent* e = ::readdir(d)) {
             std::string name = e->d_name;
             if (name == "." || name == "..") continue;
@@ -275,14 +274,19 @@ private:
             if (!excludes_.empty() && excludes_.matches(full)) continue;
             struct stat st;
             if (::fstatat(::dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-                report(full, std::string("lstat: ") + std::strerror(errno));
+                if (report_errors) report(full, std::string("lstat: ") + std::strerror(errno));
                 continue;
             }
-            if (S_ISSOCK(st.st_mode)) continue;  // restic 0.14 stores no node for sockets
+            if (S_ISSOCK(st.st_mode)) continue;
             entries.emplace_back(std::move(name), st);
         }
         ::closedir(d);
         std::sort(entries.begin(), entries.end(), [](auto const& a, auto const& b) { return a.first < b.first; });
+        return entries;
+    }
+
+    void walk_dir(std::string const& path, dir_state* ds, std::vector<node> const* prev) {
+        auto const entries = read_dir(path, true);
         prepare(ds, entries.size());
         for (std::size_t i = 0; i < entries.size(); ++i)
             entry(ds, i, path + "/" + entries[i].first, entries[i].first, entries[i].second, find_node(prev, entries[i].first));
@@ -336,30 +340,19 @@ private:
         }
     }
 
-    // Counts the files and bytes below `path` (lstat only) into the progress totals.
+    // Counts the files and bytes of backup path `path` into the progress totals (lstat only).
     void scan(std::string const& path, std::stop_token const& st) {
         struct stat sb;
-        if (st.stop_requested() || ::lstat(path.c_str(), &sb) != 0) return;
-        if (S_ISREG(sb.st_mode)) {
-            ++progress_.files_total;
-            progress_.bytes_total += std::uint64_t(sb.st_size);
-            return;
-        }
-        if (!S_ISDIR(sb.st_mode)) return;
-        DIR* d = ::opendir(path.c_str());
-        if (!d) return;
-        std::vector<std::string> subdirs;
-        while (dirent* e = ::readdir(d)) {
-            std::string_view name = e->d_name;
-            if (name == "." || name == "..") continue;
-            std::string const full = (path == "/" ? "" : path) + "/" + std::string(name);
-            if (!excludes_.empty() && excludes_.matches(full)) continue;
-            if (::fstatat(::dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0) continue;
-            if (S_ISDIR(sb.st_mode)) subdirs.push_back(full);
+        if (::lstat(path.c_str(), &sb) != 0) return;
+        if (S_ISREG(sb.st_mode)) ++progress_.files_total, progress_.bytes_total += std::uint64_t(sb.st_size);
+        else if (S_ISDIR(sb.st_mode)) scan_dir(path == "/" ? "" : path, st);
+    }
+    void scan_dir(std::string const& path, std::stop_token const& st) {
+        if (st.stop_requested()) return;
+        for (auto const& [name, sb] : read_dir(path, false)) {
+            if (S_ISDIR(sb.st_mode)) scan_dir(path + "/" + name, st);
             else if (S_ISREG(sb.st_mode)) ++progress_.files_total, progress_.bytes_total += std::uint64_t(sb.st_size);
         }
-        ::closedir(d);
-        for (auto const& sd : subdirs) scan(sd, st);
     }
 
     // restic's change detection: same type, mtime, ctime, size and inode, and all content still indexed.

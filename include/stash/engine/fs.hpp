@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -53,6 +54,13 @@ private:
     std::mutex mu_;
     map users_, groups_;
 };
+
+/// `p` made absolute and lexically normal, without a trailing '/' (except for "/" itself).
+inline std::string absolute_path(std::string const& p) {
+    auto a = std::filesystem::absolute(p).lexically_normal().string();
+    while (a.size() > 1 && a.back() == '/') a.pop_back();
+    return a;
+}
 
 inline timestamp to_timestamp(struct timespec ts) { return {ts.tv_sec, std::uint32_t(ts.tv_nsec), 0}; }
 

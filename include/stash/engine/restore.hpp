@@ -10,7 +10,6 @@
 #include <sys/stat.h>
 
 #include <deque>
-#include <filesystem>
 #include <map>
 
 namespace stash::engine {
@@ -49,8 +48,7 @@ public:
 
     result<restore_summary> run(repo::snapshot const& snap) {
         if (opt_.target.empty()) return make_error(errc::invalid_argument, "restore: --target is required");
-        std::string target = std::filesystem::absolute(opt_.target).lexically_normal().string();
-        while (target.size() > 1 && target.back() == '/') target.pop_back();
+        std::string const target = absolute_path(opt_.target);
         if (::mkdir(target.c_str(), 0700) != 0 && errno != EEXIST) return errno_error("create target directory " + target);
         if (::access(target.c_str(), W_OK) != 0) return errno_error("target directory " + target + " is not writable");
 
@@ -189,7 +187,7 @@ private:
         }
         if (fd < 0) return report(path, std::string("create: ") + std::strerror(errno));
         std::uint64_t off = 0;
-        bytes blob;
+        bytes sealed, blob;  // reused for every blob of the file
         for (auto const& b : n.content) {
             auto loc = repo_.index().find(b, repo::blob_type::data);
             if (!loc) {
@@ -197,7 +195,6 @@ private:
                 ::close(fd);
                 return;
             }
-            bytes sealed;
             auto r = repo_.backend().get({file_type::pack, loc->pack.str()}, loc->entry.offset, loc->entry.length, sealed);
             if (r) r = repo_.decode_blob(*loc, sealed, blob);
             if (!r) {

@@ -45,21 +45,29 @@ std::string env(char const* n) {
     return v ? v : "";
 }
 
+// The first line of a password file.
+std::string password_from_file(std::string const& file) {
+    std::ifstream in(file);
+    if (!in) throw fatal("cannot read password file " + file + ": " + std::strerror(errno));
+    std::string pw;
+    std::getline(in, pw);
+    return pw;
+}
+
+// Asks on the terminal; with `confirm`, twice.
+std::string prompt_password(char const* prompt, bool confirm) {
+    std::string pw = ::getpass(prompt);
+    if (confirm && pw != std::string(::getpass("enter password again: "))) throw fatal("passwords do not match");
+    return pw;
+}
+
 std::string read_password(globals const& g, bool confirm) {
     std::string file = g.password_file.empty() ? env("RESTIC_PASSWORD_FILE") : g.password_file;
-    if (!file.empty()) {
-        std::ifstream in(file);
-        if (!in) throw fatal("cannot read password file " + file + ": " + std::strerror(errno));
-        std::string pw;
-        std::getline(in, pw);
-        return pw;
-    }
+    if (!file.empty()) return password_from_file(file);
     if (char const* pw = std::getenv("RESTIC_PASSWORD")) return pw;
     if (!::isatty(STDIN_FILENO))
         throw fatal("no password given: set RESTIC_PASSWORD or RESTIC_PASSWORD_FILE, or use --password-file");
-    std::string pw = ::getpass("enter password for repository: ");
-    if (confirm && pw != std::string(::getpass("enter password again: "))) throw fatal("passwords do not match");
-    return pw;
+    return prompt_password("enter password for repository: ", confirm);
 }
 
 stock_repo open_repo(globals const& g) {
@@ -75,6 +83,17 @@ std::string json_str(std::string const& s) {
     std::string o = "\"";
     json_writer::escape(o, s);
     return o + '"';
+}
+
+// Prints a path that could not be backed up or restored: a restic-style error line with --json
+// (`during` names the phase, if any), else a line on stderr.
+std::function<void(std::string const&, std::string const&)> path_error_printer(globals const& g, char const* during) {
+    return [&g, during](std::string const& path, std::string const& msg) {
+        if (!g.json) return void(std::cerr << "error: " << path << ": " << msg << '\n');
+        std::cout << "{\"message_type\":\"error\",\"error\":{\"message\":" << json_str(msg) << "}"
+                  << (during ? std::string(",\"during\":\"") + during + "\"" : std::string()) << ",\"item\":" << json_str(path)
+                  << "}\n";
+    };
 }
 
 // --- init ----------------------------------------------------------------------------------------
@@ -128,13 +147,7 @@ int cmd_backup(globals const& g, backup_args const& a) {
     }
     opt.on_progress = agent::progress_printer(g.json, g.quiet, "backup ");
     opt.progress_interval = std::chrono::milliseconds(g.json ? 1000 : 200);
-    opt.on_error = [&g](std::string const& path, std::string const& msg) {
-        if (g.json)
-            std::cout << "{\"message_type\":\"error\",\"error\":{\"message\":" << json_str(msg) << "},\"during\":\"archival\",\"item\":"
-                      << json_str(path) << "}\n";
-        else
-            std::cerr << "error: " << path << ": " << msg << '\n';
-    };
+    opt.on_error = path_error_printer(g, "archival");
     if (!g.json && !g.quiet && !a.from_stdin && opt.parent) std::cout << "using parent snapshot " << opt.parent->short_str() << '\n';
     auto chunker = check(agent::chunker_for(r.cfg()));
     auto s = check(std::visit([&](auto const& c) { return engine::backup<agent::stock_compressor>(r, c, opt); }, chunker));
@@ -182,10 +195,7 @@ int cmd_restore(globals const& g, std::string const& what, std::string const& ta
     opt.target = target, opt.subpath = sub, opt.includes = includes, opt.excludes = excludes;
     opt.on_progress = agent::progress_printer(g.json, g.quiet, "restore");
     opt.progress_interval = std::chrono::milliseconds(g.json ? 1000 : 200);
-    opt.on_error = [&g](std::string const& path, std::string const& msg) {
-        if (g.json) std::cout << "{\"message_type\":\"error\",\"error\":{\"message\":" << json_str(msg) << "},\"item\":" << json_str(path) << "}\n";
-        else std::cerr << "error: " << path << ": " << msg << '\n';
-    };
+    opt.on_error = path_error_printer(g, nullptr);
     say(g, "restoring snapshot " + snap.sid.short_str() + " of " + (snap.snap.paths.empty() ? "" : snap.snap.paths[0]) +
                (snap.snap.paths.size() > 1 ? " …" : "") + " at " + format_rfc3339(snap.snap.time) + " to " + target);
     auto s = check(engine::restore(r, snap.snap, opt));
@@ -441,17 +451,9 @@ int cmd_check(globals const& g, bool read_data, std::string const& subset) {
 int cmd_key(globals const& g, std::string const& action, std::string const& arg, std::string const& new_password_file) {
     auto r = open_repo(g);
     auto new_password = [&] {
-        if (new_password_file.empty()) {
-            if (!::isatty(STDIN_FILENO)) throw fatal("key " + action + " needs --new-password-file when not on a terminal");
-            std::string pw = ::getpass("enter new password: ");
-            if (pw != std::string(::getpass("enter password again: "))) throw fatal("passwords do not match");
-            return pw;
-        }
-        std::ifstream in(new_password_file);
-        if (!in) throw fatal("cannot read " + new_password_file + ": " + std::strerror(errno));
-        std::string pw;
-        std::getline(in, pw);
-        return pw;
+        if (!new_password_file.empty()) return password_from_file(new_password_file);
+        if (!::isatty(STDIN_FILENO)) throw fatal("key " + action + " needs --new-password-file when not on a terminal");
+        return prompt_password("enter new password: ", true);
     };
     std::unique_ptr<stock_repo::lock_holder> lock;
     if (action != "list" && !g.no_lock) lock = check(r.acquire_lock(true));

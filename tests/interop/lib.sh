@@ -68,5 +68,8 @@ same_tree() {
   fi
 }
 
+# flip FILE: flips one byte in the middle of a (possibly read-only) repository file.
+flip() { chmod u+w "$1"; printf '\xff' | dd of="$1" bs=1 seek=$(( $(stat -c %s "$1") / 2 )) conv=notrunc status=none; }
+
 # Number of data blobs in a repository's index, as restic sees it.
 data_blobs() { "$RESTIC" -r "$1" list blobs --no-lock 2>/dev/null | grep -c '^data ' || true; }

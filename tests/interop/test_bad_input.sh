@@ -11,8 +11,6 @@ expect() {
   pass "$(head -c 150 "$WORK/err" | tr '\n' ' ')"
 }
 
-# Flip one byte in the middle of a (read-only) repository file.
-flip() { chmod u+w "$1"; printf '\xff' | dd of="$1" bs=1 seek=$(( $(stat -c %s "$1") / 2 )) conv=notrunc status=none; }
 
 mkdir -p "$WORK/src"
 head -c 3000000 /dev/urandom > "$WORK/src/data.bin"

@@ -19,7 +19,6 @@ expect_check() {
   pass "check $*: $(grep -m1 -E "$pattern" "$WORK/out" | cut -c1-140)"
 }
 fresh() { rm -rf "$WORK/d"; cp -a "$base" "$WORK/d"; chmod -R u+w "$WORK/d"; }
-flip() { printf '\xff' | dd of="$1" bs=1 seek=$(( $(stat -c %s "$1") / 2 )) conv=notrunc status=none; }
 # rewrite_index JQ: applies JQ to the (single) index file and stores the result in its place.
 rewrite_index() {
   local old; old=$(ls "$WORK/d/index")

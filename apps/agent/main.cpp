@@ -5,6 +5,7 @@
 #include <stash/engine/backup.hpp>
 #include <stash/engine/check.hpp>
 #include <stash/engine/forget.hpp>
+#include <stash/engine/prune.hpp>
 #include <stash/engine/restore.hpp>
 #include <stash/engine/snapshots.hpp>
 
@@ -334,12 +335,94 @@ int cmd_cat(globals const& g, std::string const& kind, std::string const& arg) {
     return exit_ok;
 }
 
+struct prune_args {
+    std::string max_unused = "5%", max_repack_size;
+    bool repack_small = false, repack_uncompressed = false, dry_run = false;
+
+    void add_to(CLI::App* cmd, bool with_dry_run) {
+        cmd->add_option("--max-unused", max_unused, "tolerate this much unused space: P%, a size (K/M/G/T) or unlimited")
+            ->default_val("5%");
+        cmd->add_option("--max-repack-size", max_repack_size, "repack at most this many bytes (K/M/G/T)");
+        cmd->add_flag("--repack-small", repack_small, "also repack packs below 80% of the target pack size");
+        cmd->add_flag("--repack-uncompressed", repack_uncompressed, "compress data stored uncompressed (v2)");
+        if (with_dry_run) cmd->add_flag("-n,--dry-run", dry_run, "only show what would be done");
+    }
+
+    engine::prune_options options() const {
+        engine::prune_options o;
+        o.unused = check(engine::max_unused::parse(max_unused));
+        if (!max_repack_size.empty()) {
+            auto m = check(engine::max_unused::parse(max_repack_size));
+            if (m.k != engine::max_unused::kind::bytes) throw fatal("--max-repack-size \"" + max_repack_size + "\": expected a size");
+            o.max_repack_bytes = m.bytes;
+        }
+        o.repack_small = repack_small, o.repack_uncompressed = repack_uncompressed, o.dry_run = dry_run;
+        return o;
+    }
+};
+
+// Prunes an open, exclusively locked repository and reports as restic does.
+int run_prune(globals const& g, stock_repo& r, engine::prune_options opt) {
+    opt.on_progress = [&g](std::string const& m) { say(g, m); };
+    auto s = check(engine::prune(r, opt));
+    auto const total_blobs = s.blobs.used + s.blobs.duplicate + s.blobs.unused;
+    auto const total_size = s.size.used + s.size.duplicate + s.size.unused + s.unreferenced_size;
+    auto const unused_after = s.size.duplicate + s.size.unused - s.size.remove - s.size.repackrm;
+    if (g.json) {
+        auto counts = [](engine::prune_counts const& c) {
+            return "{\"used\":" + std::to_string(c.used) + ",\"duplicate\":" + std::to_string(c.duplicate) +
+                   ",\"unused\":" + std::to_string(c.unused) + ",\"remove\":" + std::to_string(c.remove) +
+                   ",\"repack\":" + std::to_string(c.repack) + ",\"repackrm\":" + std::to_string(c.repackrm) + "}";
+        };
+        std::cout << "{\"message_type\":\"summary\",\"dry_run\":" << (opt.dry_run ? "true" : "false")
+                  << ",\"blobs\":" << counts(s.blobs) << ",\"size\":" << counts(s.size)
+                  << ",\"unreferenced_size\":" << s.unreferenced_size << ",\"packs\":{\"used\":" << s.packs_used
+                  << ",\"partly_used\":" << s.packs_partly_used << ",\"unused\":" << s.packs_unused
+                  << ",\"keep\":" << s.packs_keep << ",\"repack\":" << s.packs_repack << ",\"remove\":" << s.packs_remove
+                  << ",\"unreferenced\":" << s.packs_unreferenced << ",\"missing\":" << s.packs_missing
+                  << ",\"written\":" << s.packs_written << "},\"total_prune_size\":" << s.total_prune_size()
+                  << ",\"remaining_size\":" << total_size - s.total_prune_size() << ",\"unused_size_after\":" << unused_after
+                  << "}\n";
+        return exit_ok;
+    }
+    auto line = [&](char const* label, std::uint64_t blobs, std::uint64_t bytes) {
+        char buf[128];
+        std::snprintf(buf, sizeof buf, "%-14s%10llu blobs / %s", label, (unsigned long long)blobs, agent::format_bytes(double(bytes)).c_str());
+        say(g, buf);
+    };
+    line("used:", s.blobs.used, s.size.used);
+    if (s.blobs.duplicate) line("duplicates:", s.blobs.duplicate, s.size.duplicate);
+    line("unused:", s.blobs.unused, s.size.unused);
+    if (s.unreferenced_size) say(g, "unreferenced:  " + agent::format_bytes(double(s.unreferenced_size)));
+    line("total:", total_blobs, total_size);
+    auto percent = [](std::uint64_t part, std::uint64_t whole) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.2f%%", whole ? 100.0 * double(part) / double(whole) : 0.0);
+        return std::string(buf);
+    };
+    say(g, "unused size: " + percent(s.size.duplicate + s.size.unused, total_size) + " of total size\n");
+    line("to repack:", s.blobs.repack, s.size.repack);
+    line("this removes:", s.blobs.repackrm, s.size.repackrm);
+    line("to delete:", s.blobs.remove, s.size.remove + s.unreferenced_size);
+    line("total prune:", s.blobs.remove + s.blobs.repackrm, s.total_prune_size());
+    line("remaining:", total_blobs - s.blobs.remove - s.blobs.repackrm, total_size - s.total_prune_size());
+    say(g, "unused size after prune: " + agent::format_bytes(double(unused_after)) + " (" +
+               percent(unused_after, total_size - s.total_prune_size()) + " of remaining size)\n");
+    say(g, "packs: " + std::to_string(s.packs_keep) + " kept, " + std::to_string(s.packs_repack) + " repacked into " +
+               std::to_string(s.packs_written) + ", " + std::to_string(s.packs_remove) + " deleted, " +
+               std::to_string(s.packs_unreferenced) + " unreferenced deleted" +
+               (s.packs_missing ? ", " + std::to_string(s.packs_missing) + " missing dropped from the index" : ""));
+    say(g, opt.dry_run ? "dry run: nothing was changed" : "done");
+    return exit_ok;
+}
+
 struct forget_args {
     engine::keep_policy policy;
     std::string within, group_by = "host,paths";
     std::vector<std::string> keep_tags, ids;
     engine::snapshot_filter filter;
-    bool dry_run = false;
+    bool dry_run = false, prune = false;
+    prune_args pa;
 };
 
 int cmd_forget(globals const& g, forget_args a) {
@@ -351,6 +434,7 @@ int cmd_forget(globals const& g, forget_args a) {
         a.policy.tags.push_back(std::move(list));
     }
     auto by = check(engine::group_by::parse(a.group_by));
+    auto const prune_opt = a.pa.options();  // bad prune flags fail before anything is removed
     auto r = open_repo(g);
     std::unique_ptr<stock_repo::lock_holder> lock;
     if (!g.no_lock && !a.dry_run) lock = check(r.acquire_lock(true));
@@ -405,7 +489,16 @@ int cmd_forget(globals const& g, forget_args a) {
         check(r.backend().remove({file_type::snapshot, e.sid.str()}));
         say(g, "removed snapshot " + e.sid.short_str());
     }
+    if (a.prune && !doomed.empty()) return run_prune(g, r, prune_opt);
     return exit_ok;
+}
+
+int cmd_prune(globals const& g, prune_args const& a) {
+    auto opt = a.options();
+    auto r = open_repo(g);
+    std::unique_ptr<stock_repo::lock_holder> lock;
+    if (!g.no_lock) lock = check(r.acquire_lock(true));
+    return run_prune(g, r, opt);
 }
 
 int cmd_check(globals const& g, bool read_data, std::string const& subset) {
@@ -591,7 +684,14 @@ int main(int argc, char** argv) {
     forget->add_option("--tag", fa.filter.tags, "only snapshots with this tag (repeatable)");
     forget->add_option("--path", fa.filter.paths, "only snapshots of exactly these paths (repeatable)");
     forget->add_flag("-n,--dry-run", fa.dry_run, "only show what would be removed");
+    forget->add_flag("--prune", fa.prune, "prune the repository after removing snapshots");
+    fa.pa.add_to(forget, false);
     forget->callback(run([&] { return cmd_forget(g, fa); }));
+
+    prune_args pa;
+    auto* prune = app.add_subcommand("prune", "remove data no snapshot uses, repacking partly used packs");
+    pa.add_to(prune, true);
+    prune->callback(run([&] { return cmd_prune(g, pa); }));
 
     bool read_data = false;
     std::string subset;

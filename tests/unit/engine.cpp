@@ -1,5 +1,7 @@
-// Retention policy helpers: restic's calendar rules (ISO weeks, AddDate normalization, durations).
+// Retention policy helpers (restic's calendar rules: ISO weeks, AddDate normalization, durations) and
+// prune's planning rules.
 #include <stash/engine/forget.hpp>
+#include <stash/engine/prune.hpp>
 
 #include "result_printer.hpp"
 
@@ -77,4 +79,107 @@ TEST_CASE("apply_policy: buckets keep the newest of each period", "[engine][forg
 
     g = apply_policy(list, keep_policy{}, at("2025-01-01T00:00:00Z"));
     CHECK(g.keep.size() == 4);  // an empty policy keeps everything
+}
+
+namespace {
+id make_id(unsigned n) {
+    id i;
+    i.bytes[0] = std::byte(n >> 8), i.bytes[1] = std::byte(n & 0xff), i.bytes[31] = std::byte(1);
+    return i;
+}
+// A pack of `n` compressed blobs of `len` bytes each, with IDs first, first+1, …
+std::vector<repo::blob_entry> blobs(unsigned first, unsigned n, std::uint32_t len, repo::blob_type t = repo::blob_type::data) {
+    std::vector<repo::blob_entry> v;
+    for (unsigned k = 0; k < n; ++k) v.push_back({make_id(first + k), t, k * len, len, len * 2});
+    return v;
+}
+}  // namespace
+
+TEST_CASE("max-unused parses as restic's flag", "[engine][prune]") {
+    CHECK(max_unused::parse("5%")->limit(950) == 50);  // 5% of the total after prune
+    CHECK(max_unused::parse("0%")->limit(1000) == 0);
+    CHECK(max_unused::parse("10M")->limit(1) == 10u << 20);
+    CHECK(max_unused::parse("1.5K")->limit(0) == 1536);
+    CHECK(max_unused::parse("unlimited")->limit(0) == std::numeric_limits<std::uint64_t>::max());
+    CHECK_FALSE(max_unused::parse("100%"));
+    CHECK_FALSE(max_unused::parse("5 percent"));
+    CHECK_FALSE(max_unused::parse("-1"));
+    CHECK(max_unused::parse("x").error().message.find("--max-unused \"x\"") != std::string::npos);
+}
+
+TEST_CASE("plan_prune: remove, repack, keep and copy by restic's rules", "[engine][prune]") {
+    index_contents idx;
+    std::map<id, std::uint64_t> disk;
+    auto pack = [&](unsigned pid, std::vector<repo::blob_entry> b, bool present = true) {
+        idx.packs[make_id(pid)] = b;
+        if (present) disk[make_id(pid)] = expected_pack_size(b);
+    };
+    unsigned const mib = 1u << 20;
+    pack(1000, blobs(0, 16, mib));       // fully used, large: kept
+    pack(1001, blobs(100, 16, mib));     // half used: repacked
+    pack(1002, blobs(200, 4, mib));      // unused: removed
+    pack(1003, blobs(300, 2, 1000, repo::blob_type::tree));  // tree pack, partly used: repacked
+    pack(1004, blobs(400, 2, 1000), false);                  // missing and unneeded: dropped
+    disk[make_id(1005)] = 12345;                             // in no index: deleted first
+    repo::blob_set used;
+    for (unsigned k = 0; k < 16; ++k) used.insert(make_id(k), repo::blob_type::data);
+    for (unsigned k = 0; k < 8; ++k) used.insert(make_id(100 + k), repo::blob_type::data);
+    used.insert(make_id(300), repo::blob_type::tree);
+
+    prune_options opt;
+    auto plan = plan_prune(idx, disk, used, 2, opt);
+    REQUIRE(plan);
+    CHECK(plan->remove_first == std::vector<id>{make_id(1005)});
+    CHECK(plan->remove == std::vector<id>{make_id(1002)});
+    CHECK(plan->repack == std::vector<id>{make_id(1001), make_id(1003)});
+    CHECK(plan->forget == std::vector<id>{make_id(1004)});
+    CHECK(plan->copy.size() == 9);  // the used blobs of the repacked packs
+    CHECK(plan->copy.contains(make_id(300), repo::blob_type::tree));
+    CHECK(plan->stats.blobs.used == 25);
+    CHECK(plan->stats.packs_keep == 1);
+    CHECK(plan->stats.unreferenced_size == 12345);
+
+    SECTION("unlimited unused space leaves partly used data packs alone, never tree packs") {
+        opt.unused = *max_unused::parse("unlimited");
+        auto p = plan_prune(idx, disk, used, 2, opt);
+        REQUIRE(p);
+        CHECK(p->repack == std::vector<id>{make_id(1003)});
+        CHECK(p->copy.size() == 1);
+    }
+    SECTION("a duplicate counts as used once, in the first pack with other used blobs, and is not copied") {
+        idx.packs[make_id(1001)].push_back({make_id(5), repo::blob_type::data, 16 * mib, 1000, 0});
+        disk[make_id(1001)] = expected_pack_size(idx.packs[make_id(1001)]);
+        auto p = plan_prune(idx, disk, used, 2, opt);
+        REQUIRE(p);
+        CHECK(p->stats.blobs.duplicate == 1);  // the copy in 1001 counts as unused there
+        CHECK(p->stats.blobs.used == 25);
+        CHECK_FALSE(p->copy.contains(make_id(5), repo::blob_type::data));  // pack 1000 survives with it
+    }
+    SECTION("a used blob in no index stops prune") {
+        used.insert(make_id(999), repo::blob_type::data);
+        auto p = plan_prune(idx, disk, used, 2, opt);
+        REQUIRE_FALSE(p);
+        CHECK(p.error().message.find("index incomplete") != std::string::npos);
+        CHECK(p.error().message.find(make_id(999).str()) != std::string::npos);
+    }
+    SECTION("a needed pack of the wrong size or missing stops prune, naming it") {
+        disk[make_id(1001)] += 1;
+        auto p = plan_prune(idx, disk, used, 2, opt);
+        REQUIRE_FALSE(p);
+        CHECK(p.error().message.find("pack " + make_id(1001).str() + ": size") == 0);
+        disk.erase(make_id(1001));
+        p = plan_prune(idx, disk, used, 2, opt);
+        REQUIRE_FALSE(p);
+        CHECK(p.error().message.find("pack " + make_id(1001).str() + " is listed in the index") == 0);
+    }
+    SECTION("ten or more small fully used packs are repacked, fewer are kept") {
+        for (unsigned k = 0; k < 9; ++k) {
+            pack(2000 + k, blobs(500 + k, 1, 1000));
+            used.insert(make_id(500 + k), repo::blob_type::data);
+        }
+        CHECK(plan_prune(idx, disk, used, 2, opt)->repack.size() == 2);
+        pack(2009, blobs(509, 1, 1000));
+        used.insert(make_id(509), repo::blob_type::data);
+        CHECK(plan_prune(idx, disk, used, 2, opt)->repack.size() == 12);
+    }
 }

@@ -114,6 +114,25 @@ inline result<std::vector<indexed_pack>> parse_index(std::string_view text, std:
     return out;
 }
 
+/// A set of blobs keyed by ID and type (data and tree blobs with equal IDs are distinct). Not thread-safe.
+class blob_set {
+public:
+    bool insert(id const& b, blob_type t) { return sets_[std::size_t(t)].insert(b).second; }
+    bool erase(id const& b, blob_type t) { return sets_[std::size_t(t)].erase(b) != 0; }
+    bool contains(id const& b, blob_type t) const { return sets_[std::size_t(t)].count(b) != 0; }
+    std::size_t size() const noexcept { return sets_[0].size() + sets_[1].size(); }
+    bool empty() const noexcept { return size() == 0; }
+    /// Calls fn(id, blob_type) for each member.
+    template <class Fn>
+    void for_each(Fn&& fn) const {
+        for (std::size_t t = 0; t < 2; ++t)
+            for (auto const& b : sets_[t]) fn(b, blob_type(t));
+    }
+
+private:
+    std::unordered_set<id, id_hash> sets_[2];
+};
+
 /** All blobs the repository knows: loaded index files plus packs written in this session.
     Thread-safe. A blob may live in several packs; the first one added wins lookups. */
 class index {

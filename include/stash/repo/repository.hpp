@@ -11,6 +11,7 @@
 #include <stash/repo/snapshot.hpp>
 #include <stash/repo/tree.hpp>
 
+#include <pwd.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -301,14 +302,17 @@ public:
         return pid;
     }
 
+    /// Hands out the packs saved since the last flush, for a caller that writes their index itself
+    /// (prune folds them into the index that supersedes the old one).
+    std::vector<indexed_pack> take_pending_packs() {
+        std::lock_guard lk(pending_mu_);
+        pending_blobs_ = 0;
+        return std::exchange(pending_, {});
+    }
+
     /// Writes an index file for packs saved since the last flush (no-op when there are none).
     result<void> flush_index() {
-        std::vector<indexed_pack> packs;
-        {
-            std::lock_guard lk(pending_mu_);
-            packs.swap(pending_);
-            pending_blobs_ = 0;
-        }
+        std::vector<indexed_pack> packs = take_pending_packs();
         if (packs.empty()) return {};
         auto r = save_unpacked(file_type::index, index_json(packs));
         if (!r) return std::move(r).error();
@@ -402,8 +406,10 @@ public:
         return n;
     }
 
+    /// The user name as restic records it: $USER, else the password database's entry for our uid.
     static std::string current_user() {
-        if (char const* u = std::getenv("USER")) return u;
+        if (char const* u = std::getenv("USER"); u && *u) return u;
+        if (passwd const* pw = ::getpwuid(::getuid())) return pw->pw_name;
         return {};
     }
 

@@ -4,6 +4,7 @@
 
 #include <stash/engine/backup.hpp>
 #include <stash/engine/check.hpp>
+#include <stash/engine/copy.hpp>
 #include <stash/engine/forget.hpp>
 #include <stash/engine/prune.hpp>
 #include <stash/engine/restore.hpp>
@@ -541,6 +542,49 @@ int cmd_check(globals const& g, bool read_data, std::string const& subset) {
     return exit_ok;
 }
 
+struct copy_args {
+    std::string from_repo, from_password_file;
+    std::vector<std::string> ids;
+    engine::snapshot_filter filter;
+};
+
+// Copies snapshots from another repository (its own password) into this one.
+int cmd_copy(globals const& g, copy_args const& a) {
+    std::string from = a.from_repo.empty() ? env("RESTIC_FROM_REPOSITORY") : a.from_repo;
+    if (from.empty()) throw fatal("copy needs the source repository: --from-repo or RESTIC_FROM_REPOSITORY");
+    std::string pw;
+    if (std::string f = a.from_password_file.empty() ? env("RESTIC_FROM_PASSWORD_FILE") : a.from_password_file; !f.empty())
+        pw = password_from_file(f);
+    else if (char const* p = std::getenv("RESTIC_FROM_PASSWORD")) pw = p;
+    else if (::isatty(STDIN_FILENO)) pw = prompt_password("enter password for source repository: ", false);
+    else throw fatal("no password for the source repository: --from-password-file, RESTIC_FROM_PASSWORD_FILE or RESTIC_FROM_PASSWORD");
+    auto src = check(stock_repo::open(check(agent::backend_for(from)), pw));
+    auto dst = open_repo(g);
+    std::unique_ptr<stock_repo::lock_holder> src_lock, dst_lock;
+    if (!g.no_lock) src_lock = check(src.acquire_lock(false)), dst_lock = check(dst.acquire_lock(false));
+    std::vector<engine::snapshot_entry> snaps;
+    if (a.ids.empty()) snaps = check(engine::load_snapshots(src, a.filter));
+    else
+        for (auto const& i : a.ids) snaps.push_back(check(engine::find_snapshot(src, i, a.filter)));
+    engine::copy_options opt;
+    opt.on_snapshot = [&g](id const& s, id const& d, bool skipped) {
+        if (g.json)
+            std::cout << "{\"message_type\":\"snapshot\",\"source\":\"" << s.str() << "\",\"id\":\"" << d.str()
+                      << "\",\"skipped\":" << (skipped ? "true" : "false") << "}\n";
+        else if (skipped) say(g, "skipping snapshot " + s.short_str() + ", already copied as " + d.short_str());
+        else say(g, "copied snapshot " + s.short_str() + " as " + d.short_str());
+    };
+    auto st = check(engine::copy_snapshots<agent::stock_compressor>(src, dst, snaps, opt));
+    if (g.json)
+        std::cout << "{\"message_type\":\"summary\",\"snapshots_copied\":" << st.snapshots_copied
+                  << ",\"snapshots_skipped\":" << st.snapshots_skipped << ",\"blobs_copied\":" << st.blobs_copied
+                  << ",\"bytes_copied\":" << st.bytes_copied << ",\"packs_written\":" << st.packs_written << "}\n";
+    else
+        say(g, "copied " + std::to_string(st.snapshots_copied) + " snapshots (" + std::to_string(st.blobs_copied) + " blobs, " +
+                   agent::format_bytes(double(st.bytes_copied)) + "), skipped " + std::to_string(st.snapshots_skipped));
+    return exit_ok;
+}
+
 int cmd_key(globals const& g, std::string const& action, std::string const& arg, std::string const& new_password_file) {
     auto r = open_repo(g);
     auto new_password = [&] {
@@ -699,6 +743,16 @@ int main(int argc, char** argv) {
     chk->add_flag("--read-data", read_data, "read and verify all packs");
     chk->add_option("--read-data-subset", subset, "read and verify a subset of packs: N/M or P%");
     chk->callback(run([&] { return cmd_check(g, read_data, subset); }));
+
+    copy_args ca;
+    auto* copy = app.add_subcommand("copy", "copy snapshots from another repository into this one");
+    copy->add_option("ids", ca.ids, "snapshots to copy (default: all that match the filters)");
+    copy->add_option("--from-repo", ca.from_repo, "source repository; default $RESTIC_FROM_REPOSITORY");
+    copy->add_option("--from-password-file", ca.from_password_file, "source password file; default $RESTIC_FROM_PASSWORD_FILE");
+    copy->add_option("-H,--host", ca.filter.hosts, "only snapshots of this host (repeatable)");
+    copy->add_option("--tag", ca.filter.tags, "only snapshots with this tag (repeatable)");
+    copy->add_option("--path", ca.filter.paths, "only snapshots of exactly these paths (repeatable)");
+    copy->callback(run([&] { return cmd_copy(g, ca); }));
 
     std::string key_action, key_arg, new_password_file;
     auto* key = app.add_subcommand("key", "manage keys (passwords): list, add, remove ID, passwd");

@@ -7,8 +7,10 @@
 #include <stash/engine/copy.hpp>
 #include <stash/engine/forget.hpp>
 #include <stash/engine/prune.hpp>
+#include <stash/engine/rebuild_index.hpp>
 #include <stash/engine/restore.hpp>
 #include <stash/engine/snapshots.hpp>
+#include <stash/engine/stats.hpp>
 
 #include <CLI/CLI.hpp>
 #include <boost/json/parse.hpp>
@@ -585,6 +587,62 @@ int cmd_copy(globals const& g, copy_args const& a) {
     return exit_ok;
 }
 
+// Statistics over all (filtered) snapshots or the given ones, in restic's JSON shape.
+int cmd_stats(globals const& g, std::vector<std::string> const& ids, std::string const& mode, engine::snapshot_filter const& f) {
+    engine::stats_mode m;
+    if (mode == "restore-size") m = engine::stats_mode::restore_size;
+    else if (mode == "raw-data") m = engine::stats_mode::raw_data;
+    else throw fatal("--mode \"" + mode + "\": expected restore-size or raw-data");
+    auto r = open_repo(g);
+    std::unique_ptr<stock_repo::lock_holder> lock;
+    if (!g.no_lock) lock = check(r.acquire_lock(false));
+    check(r.load_index());
+    std::vector<engine::snapshot_entry> snaps;
+    if (ids.empty()) snaps = check(engine::load_snapshots(r, f));
+    else
+        for (auto const& i : ids) snaps.push_back(check(engine::find_snapshot(r, i, f)));
+    auto s = check(engine::compute_stats(r, snaps, m));
+    if (g.json) {
+        std::cout << "{\"total_size\":" << s.total_size << ",\"total_file_count\":" << s.total_file_count;
+        if (m == engine::stats_mode::raw_data)
+            std::cout << ",\"total_uncompressed_size\":" << s.total_uncompressed_size << ",\"total_blob_count\":" << s.total_blob_count;
+        std::cout << ",\"snapshots_count\":" << s.snapshots_count << "}\n";
+        return exit_ok;
+    }
+    say(g, "Stats in " + mode + " mode:");
+    say(g, "Snapshots processed:   " + std::to_string(s.snapshots_count));
+    if (s.total_blob_count) say(g, "   Total Blob Count:   " + std::to_string(s.total_blob_count));
+    if (s.total_file_count) say(g, "   Total File Count:   " + std::to_string(s.total_file_count));
+    if (m == engine::stats_mode::raw_data)
+        say(g, "  Uncompressed Size:   " + agent::format_bytes(double(s.total_uncompressed_size)));
+    say(g, "         Total Size:   " + agent::format_bytes(double(s.total_size)));
+    return exit_ok;
+}
+
+int cmd_rebuild_index(globals const& g, bool read_all) {
+    auto r = open_repo(g);
+    std::unique_ptr<stock_repo::lock_holder> lock;
+    if (!g.no_lock) lock = check(r.acquire_lock(true));
+    engine::rebuild_index_options opt;
+    opt.read_all_packs = read_all;
+    opt.on_problem = [&g](std::string const& m) {
+        if (g.json) std::cout << "{\"message_type\":\"error\",\"message\":" << json_str(m) << "}\n";
+        else std::cerr << "error: " << m << '\n';
+    };
+    auto s = check(engine::rebuild_index(r, opt));
+    if (g.json)
+        std::cout << "{\"message_type\":\"summary\",\"packs\":" << s.packs << ",\"packs_read\":" << s.packs_read
+                  << ",\"packs_skipped\":" << s.packs_skipped << ",\"packs_dropped\":" << s.packs_dropped
+                  << ",\"index_files_written\":" << s.index_files_written << ",\"index_files_removed\":" << s.index_files_removed
+                  << ",\"index_files_unreadable\":" << s.index_files_unreadable << "}\n";
+    else
+        say(g, "indexed " + std::to_string(s.packs) + " packs (" + std::to_string(s.packs_read) + " read from their headers, " +
+                   std::to_string(s.packs_skipped) + " unreadable left out, " + std::to_string(s.packs_dropped) +
+                   " missing dropped) into " + std::to_string(s.index_files_written) + " index files, replacing " +
+                   std::to_string(s.index_files_removed));
+    return s.packs_skipped || s.index_files_unreadable ? exit_partial : exit_ok;
+}
+
 int cmd_key(globals const& g, std::string const& action, std::string const& arg, std::string const& new_password_file) {
     auto r = open_repo(g);
     auto new_password = [&] {
@@ -753,6 +811,22 @@ int main(int argc, char** argv) {
     copy->add_option("--tag", ca.filter.tags, "only snapshots with this tag (repeatable)");
     copy->add_option("--path", ca.filter.paths, "only snapshots of exactly these paths (repeatable)");
     copy->callback(run([&] { return cmd_copy(g, ca); }));
+
+    std::vector<std::string> stats_ids;
+    std::string stats_mode = "restore-size";
+    engine::snapshot_filter stats_filter;
+    auto* stats = app.add_subcommand("stats", "how much the snapshots restore (restore-size) or store (raw-data)");
+    stats->add_option("ids", stats_ids, "snapshots to count (default: all that match the filters)");
+    stats->add_option("--mode", stats_mode, "restore-size or raw-data")->default_val("restore-size");
+    stats->add_option("-H,--host", stats_filter.hosts, "only snapshots of this host (repeatable)");
+    stats->add_option("--tag", stats_filter.tags, "only snapshots with this tag (repeatable)");
+    stats->add_option("--path", stats_filter.paths, "only snapshots of exactly these paths (repeatable)");
+    stats->callback(run([&] { return cmd_stats(g, stats_ids, stats_mode, stats_filter); }));
+
+    bool read_all_packs = false;
+    auto* rebuild = app.add_subcommand("rebuild-index", "write a new index from the pack files");
+    rebuild->add_flag("--read-all-packs", read_all_packs, "read every pack's header, not only unindexed ones");
+    rebuild->callback(run([&] { return cmd_rebuild_index(g, read_all_packs); }));
 
     std::string key_action, key_arg, new_password_file;
     auto* key = app.add_subcommand("key", "manage keys (passwords): list, add, remove ID, passwd");

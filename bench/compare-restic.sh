@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Side-by-side macro benchmark: restic 0.14 and stash on the shared data sets, same machine, same run.
 # For each run: init → initial backup of linux → unchanged re-backup → backup of linux-edit with the
-# first snapshot as parent → restore of the first snapshot. Prints medians of wall time and peak RSS
-# and the ratios (restic / stash), and writes build/compare-restic.json.
+# first snapshot as parent → restore of the first snapshot. With the prune case, both tools prune
+# copies of one repository holding 30 snapshots (linux and linux-edit alternately, each with 8 MiB
+# of fresh random data) after forget --keep-last 3. Prints medians of wall time and peak RSS and the
+# ratios (restic / stash), and writes build/compare-restic.json.
 #
 # Usage: bench/compare-restic.sh [-n RUNS] [-d DATASETS_DIR] [-w WORK_DIR] [-c CASES] [-r]
 #   RUNS default 3; DATASETS_DIR default /tmp/stash-datasets (prepared by shared/bench/datasets.sh);
 #   WORK_DIR default build/bench-work (keep it off a slow /tmp); CASES: comma list of
-#   initial,unchanged,edit,restore,random (default all but random); -r only reports the times
+#   initial,unchanged,edit,restore,random,prune (default all but random and prune); -r only reports the times
 #   already collected in WORK_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ collect() {
   want() { [[ ",$cases," == *",$1,"* ]]; }
   want random && bash "$shared" "$data" random >/dev/null
   bash "$shared" "$data" linux >/dev/null
-  want edit && bash "$shared" "$data" edit >/dev/null
+  want edit || want prune && bash "$shared" "$data" edit >/dev/null
 
   cmake --preset agent >/dev/null
   cmake --build --preset agent >/dev/null
@@ -43,7 +45,18 @@ collect() {
   settle() { sync; sleep 31; }
   snap_of() { "$restic" -r "$1" snapshots --json --no-lock | jq -r ".[$2].id"; }
 
-  rm -f "$work"/*.times
+  rm -f "$work"/*.times "$work"/*.repo_bytes
+  if want prune; then  # the repository both tools prune (copies of it), written once
+    base=$work/prune-base
+    rm -rf "$base" "$work/churn" && mkdir -p "$work/churn"
+    "$stash" -r "$base" init -q
+    for i in $(seq 1 30); do
+      rm -f "$work/churn/"* && head -c 8388608 /dev/urandom > "$work/churn/$i.bin"
+      tree=$data/linux; [ $((i % 2)) = 0 ] && tree=$data/linux-edit
+      "$stash" -r "$base" backup -q --host bench --time "$(date -u -d "2024-01-01 +$i days" '+%F %T')" "$tree" "$work/churn"
+    done
+    "$stash" -r "$base" forget -q --keep-last 3 --group-by host
+  fi
   for i in $(seq 1 "$runs"); do
     order="restic stash"; [ $((i % 2)) = 0 ] && order="stash restic"   # neither tool always goes first
     for tool in $order; do
@@ -62,6 +75,10 @@ collect() {
         rm -rf "$repo"; "$bin" -r "$repo" init >/dev/null 2>&1
         measure "$tool.random" "$bin" -r "$repo" backup -q "$data/random.bin"
       fi
+      if want prune; then
+        rm -rf "$repo" && cp -a "$base" "$repo" && settle
+        measure "$tool.prune" "$bin" -r "$repo" prune
+      fi
       rm -rf "$repo" "$work/restore"
       settle
     done
@@ -74,7 +91,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 json="{\"runs\":$runs,\"machine\":\"$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\",\"cases\":{"
 printf '\n%-12s %10s %10s %8s   %12s %12s %8s\n' case "restic s" "stash s" speedup "restic RSS" "stash RSS" "RSS"
 sep=""
-for c in initial unchanged edit restore random; do
+for c in initial unchanged edit restore random prune; do
   [ -f "$work/restic.$c.times" ] || continue
   rt=$(cut -d' ' -f1 "$work/restic.$c.times" | median); st=$(cut -d' ' -f1 "$work/stash.$c.times" | median)
   rm=$(cut -d' ' -f2 "$work/restic.$c.times" | median); sm=$(cut -d' ' -f2 "$work/stash.$c.times" | median)

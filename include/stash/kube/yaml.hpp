@@ -50,7 +50,7 @@ inline boost::json::value resolve_plain(std::string const& s) {
     return boost::json::string(s);
 }
 
-inline result<boost::json::value> to_json(YAML::Node const& n, std::string const& what) {
+inline result<boost::json::value> yaml_to_json(YAML::Node const& n, std::string const& what) {
     switch (n.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined: return boost::json::value(nullptr);
@@ -61,7 +61,7 @@ inline result<boost::json::value> to_json(YAML::Node const& n, std::string const
     case YAML::NodeType::Sequence: {
         boost::json::array a;
         for (auto const& e : n) {
-            auto v = to_json(e, what);
+            auto v = yaml_to_json(e, what);
             if (!v) return v;
             a.push_back(std::move(*v));
         }
@@ -73,7 +73,7 @@ inline result<boost::json::value> to_json(YAML::Node const& n, std::string const
             if (!kv.first.IsScalar())
                 return make_error(errc::invalid_argument, what + ": line " + std::to_string(kv.first.Mark().line + 1) +
                                                               ": mapping keys must be scalars");
-            auto v = to_json(kv.second, what);
+            auto v = yaml_to_json(kv.second, what);
             if (!v) return v;
             o[kv.first.Scalar()] = std::move(*v);
         }
@@ -121,7 +121,7 @@ inline result<std::vector<boost::json::value>> parse_yaml(std::string const& tex
     std::vector<boost::json::value> out;
     try {
         for (auto const& doc : YAML::LoadAll(text)) {
-            auto v = detail::to_json(doc, what);
+            auto v = detail::yaml_to_json(doc, what);
             if (!v) return std::move(v).error();
             if (!v->is_null()) out.push_back(std::move(*v));
         }

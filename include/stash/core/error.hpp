@@ -26,6 +26,10 @@ enum class errc {
     io,                     ///< an operating-system I/O failure; the message has the errno text
     locked,                 ///< a conflicting lock is held on the repository
     partial,                ///< the operation finished but some inputs could not be read
+    conflict,               ///< a precondition failed (stale resourceVersion, JSON patch test)
+    gone,                   ///< the requested history was compacted (watch from an old resourceVersion)
+    bad_request,            ///< a malformed request (name or namespace mismatch, bad body)
+    forbidden,              ///< refused by policy (creating in a terminating namespace)
 };
 
 /// The category for `errc`.
@@ -44,6 +48,10 @@ inline boost::system::error_category const& data_category() noexcept {
                 case errc::io: return "I/O error";
                 case errc::locked: return "repository is locked";
                 case errc::partial: return "some inputs could not be read";
+                case errc::conflict: return "conflict";
+                case errc::gone: return "gone";
+                case errc::bad_request: return "bad request";
+                case errc::forbidden: return "forbidden";
             }
             return "unknown stash error";
         }

@@ -378,6 +378,9 @@ private:
                 if (docs->size() != 1) return make_error(errc::bad_request, "the body must hold exactly one YAML document");
                 return std::move((*docs)[0]);
             }
+            if (!ct.empty() && !ct.starts_with("application/json") && !ct.ends_with("+json"))
+                return make_error(errc::unsupported, "the body of the request was in an unknown format - accepted media types include: "
+                                                     "application/json, application/yaml");
             boost::system::error_code ec;
             auto v = json::parse(req_.body(), ec);
             if (ec) return make_error(errc::bad_request, "the request body is not valid JSON: " + ec.message());

@@ -10,6 +10,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <charconv>
 #include <iostream>
@@ -23,7 +24,11 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 struct server_options {
-    std::string token;  ///< when set, requests need "Authorization: Bearer <token>"
+    std::string token;  ///< when set, requests need "Authorization: Bearer <token>" (or a client certificate)
+    /// TLS: PEM files of the server's certificate chain and key; with `client_ca_file`, client
+    /// certificates signed by that CA are verified and authenticate requests.
+    std::string tls_cert_file, tls_key_file, client_ca_file;
+    bool require_client_auth = false;  ///< refuse requests without a token or a verified client certificate
     std::string git_version = "v1.30.0-stash-embedded";
     std::function<void(std::string const&)> log;  ///< one line per request (method, path, status)
 };
@@ -111,8 +116,23 @@ inline json::value json_path(json::value const& o, std::string_view path) {
     store is thread-safe, so other threads may use it directly, and their changes reach watchers). */
 class api_server {
 public:
+    /// Throws `boost::system::system_error` when the address cannot be bound or the TLS files not read.
     api_server(asio::io_context& io, store& st, registry& reg, tcp::endpoint ep, server_options opt = {})
-        : io_(io), store_(st), reg_(reg), acceptor_(io, ep), opt_(std::move(opt)) {}
+        : io_(io), store_(st), reg_(reg), acceptor_(io, ep), opt_(std::move(opt)) {
+        if (!opt_.tls_cert_file.empty()) {
+            tls_.emplace(asio::ssl::context::tls_server);
+            tls_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 |
+                              asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1);
+            tls_->use_certificate_chain_file(opt_.tls_cert_file);
+            tls_->use_private_key_file(opt_.tls_key_file, asio::ssl::context::pem);
+            if (!opt_.client_ca_file.empty()) {
+                tls_->load_verify_file(opt_.client_ca_file);
+                // Ask for a certificate; requests without one may still authenticate by token.
+                tls_->set_verify_mode(asio::ssl::verify_peer);
+                tls_->set_verify_callback([](bool, asio::ssl::verify_context&) { return true; });
+            }
+        }
+    }
 
     /// The bound port (after binding port 0).
     unsigned short port() const { return acceptor_.local_endpoint().port(); }
@@ -124,12 +144,14 @@ public:
     }
 
 private:
+    template <class Stream>
     class session;
 
     void accept() {
         acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket s) {
             if (ec) return;
-            std::make_shared<session>(*this, std::move(s))->run();
+            if (tls_) std::make_shared<session<beast::ssl_stream<beast::tcp_stream>>>(*this, std::move(s), *tls_)->run();
+            else std::make_shared<session<beast::tcp_stream>>(*this, std::move(s))->run();
             accept();
         });
     }
@@ -306,14 +328,34 @@ private:
         return r;
     }
 
-    class session : public std::enable_shared_from_this<session> {
+    template <class Stream>
+    class session : public std::enable_shared_from_this<session<Stream>> {
+        static constexpr bool tls = !std::is_same_v<Stream, beast::tcp_stream>;
+        using std::enable_shared_from_this<session<Stream>>::shared_from_this;
+        using std::enable_shared_from_this<session<Stream>>::weak_from_this;
+
     public:
         session(api_server& srv, tcp::socket s) : srv_(srv), stream_(std::move(s)), timer_(srv.io_) {}
+        session(api_server& srv, tcp::socket s, asio::ssl::context& ctx) : srv_(srv), stream_(std::move(s), ctx), timer_(srv.io_) {}
         ~session() {
             if (watch_id_) srv_.store_.unwatch(*watch_id_);
         }
 
-        void run() { read(); }
+        void run() {
+            if constexpr (tls) {
+                beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(30));
+                stream_.async_handshake(asio::ssl::stream_base::server, [self = shared_from_this()](boost::system::error_code ec) {
+                    if (ec) return self->close();
+                    beast::get_lowest_layer(self->stream_).expires_never();
+                    // A verified client certificate authenticates the request like a token does.
+                    self->client_cert_ = SSL_get0_peer_certificate(self->stream_.native_handle()) != nullptr &&
+                                         SSL_get_verify_result(self->stream_.native_handle()) == X509_V_OK;
+                    self->read();
+                });
+            } else {
+                read();
+            }
+        }
 
     private:
         void read() {
@@ -329,8 +371,8 @@ private:
 
         void close() {
             boost::system::error_code ec;
-            stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-            stream_.close();
+            beast::get_lowest_layer(stream_).socket().shutdown(tcp::socket::shutdown_both, ec);
+            beast::get_lowest_layer(stream_).close();
             timer_.cancel();
         }
 
@@ -390,7 +432,9 @@ private:
         void handle() {
             auto const t = detail::parse_target(req_.target());
             auto const& seg = t.segments;
-            if (!srv_.opt_.token.empty() && req_[http::field::authorization] != "Bearer " + srv_.opt_.token)
+            bool const need_auth = !srv_.opt_.token.empty() || srv_.opt_.require_client_auth;
+            bool const authed = (!srv_.opt_.token.empty() && req_[http::field::authorization] == "Bearer " + srv_.opt_.token) || client_cert_;
+            if (need_auth && !authed)
                 return send(make_json(401, status_object(401, "Unauthorized", "Unauthorized"), req_.version(), req_.keep_alive()));
             bool const get = req_.method() == http::verb::get;
             if (get && seg.size() == 1 && seg[0] == "version") return ok(srv_.version_info());
@@ -647,11 +691,11 @@ private:
         }
 
         void flush() {
-            if (writing_ || !stream_.socket().is_open()) return;
+            if (writing_ || !beast::get_lowest_layer(stream_).socket().is_open()) return;
             if (pending_.empty()) {
                 if (closing_) {
                     writing_ = true;
-                    asio::async_write(stream_.socket(), http::make_chunk_last(), [self = shared_from_this()](boost::system::error_code, std::size_t) {
+                    asio::async_write(stream_, http::make_chunk_last(), [self = shared_from_this()](boost::system::error_code, std::size_t) {
                         self->close();
                     });
                 }
@@ -660,7 +704,7 @@ private:
             writing_ = true;
             auto data = std::make_shared<std::string>(std::move(pending_.front()));
             pending_.pop_front();
-            asio::async_write(stream_.socket(), http::make_chunk(asio::buffer(*data)), [self = shared_from_this(), data](boost::system::error_code ec, std::size_t) {
+            asio::async_write(stream_, http::make_chunk(asio::buffer(*data)), [self = shared_from_this(), data](boost::system::error_code ec, std::size_t) {
                 self->writing_ = false;
                 if (ec) return self->close();
                 self->flush();
@@ -668,7 +712,8 @@ private:
         }
 
         api_server& srv_;
-        beast::tcp_stream stream_;
+        Stream stream_;
+        bool client_cert_ = false;
         beast::flat_buffer buf_;
         std::optional<http::request_parser<http::string_body>> parser_;
         http::request<http::string_body> req_;
@@ -687,6 +732,7 @@ private:
     registry& reg_;
     tcp::acceptor acceptor_;
     server_options opt_;
+    std::optional<asio::ssl::context> tls_;
 };
 
 }  // namespace stash::embedded

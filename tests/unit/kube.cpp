@@ -1,6 +1,7 @@
 // The Kubernetes API layer: YAML as kubectl reads it, the reflection codec, admission of Stash's
 // objects (defaults, enums, required fields, cross-field rules) and the generated CRD schemas.
 #include <stash/kube/api/validation.hpp>
+#include <stash/kube/document.hpp>
 #include <stash/kube/schema.hpp>
 #include <stash/kube/yaml.hpp>
 
@@ -242,4 +243,61 @@ TEST_CASE("CRDs: names, scope, structural schema with rules, printer columns", "
     CHECK(cols.size() == 5);
     CHECK(cols.back() == json::parse(R"({"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"})"));
     CHECK(crd<stash_v1beta1::task_kind>().at("spec").at("scope") == json::value("Cluster"));
+}
+
+TEST_CASE("built-in kinds as documents: typed access, unknown fields survive a read-modify-write", "[kube][document]") {
+    auto doc = document(yaml1(R"(
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: demo
+  uid: 1234
+  labels: {app: web}
+  futureField: {keep: me}
+spec:
+  replicas: 3
+  minReadySeconds: 5
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      shareProcessNamespace: true
+      containers:
+      - {name: app, image: nginx, futureContainerField: 1}
+      volumes:
+      - {name: data, emptyDir: {}}
+)"));
+    CHECK(doc.name() == "web");
+    CHECK(doc.namespace_() == "demo");
+    CHECK(doc.label("app") == std::optional<std::string>("web"));
+    CHECK_FALSE(doc.annotation("x"));
+    CHECK(doc.replicas() == 3);
+
+    // Inject a sidecar and a volume the way the operator does, twice (the second time changes nothing).
+    auto* pod = doc.pod_spec();
+    REQUIRE(pod);
+    auto sidecar = json::parse(R"({"name":"stash","image":"stash:1","args":["run-backup"]})");
+    CHECK(document::upsert_by_name(*pod, "containers", sidecar));
+    CHECK_FALSE(document::upsert_by_name(*pod, "containers", sidecar));
+    CHECK(document::upsert_by_name(*pod, "volumes", json::parse(R"({"name":"stash-tmp-dir","emptyDir":{}})")));
+    doc.set_annotation("stash.appscode.com/last-applied-backupconfiguration-hash", "abc");
+    doc.add_owner_reference({"stash.appscode.com/v1beta1", "BackupConfiguration", "bc", "u-1", true, std::nullopt});
+    doc.add_owner_reference({"stash.appscode.com/v1beta1", "BackupConfiguration", "bc", "u-1", true, std::nullopt});
+    CHECK(doc.owner_references().size() == 1);
+
+    auto const& o = doc.json();
+    CHECK(o.at("metadata").at("futureField") == json::parse(R"({"keep":"me"})"));
+    CHECK(o.at("spec").at("minReadySeconds") == json::value(5));
+    CHECK(o.at("spec").at("template").at("spec").at("shareProcessNamespace") == json::value(true));
+    CHECK(o.at("spec").at("template").at("spec").at("containers").at(0).at("futureContainerField") == json::value(1));
+    CHECK(o.at("spec").at("template").at("spec").at("containers").as_array().size() == 2);
+    CHECK(document::find_by_name(*pod, "containers", "stash"));
+    CHECK(document::remove_by_name(*pod, "containers", "stash"));
+    CHECK_FALSE(document::find_by_name(*pod, "containers", "stash"));
+
+    auto cron = document(json::parse(R"({"kind":"CronJob","spec":{"schedule":"* * * * *"}})"));
+    REQUIRE(cron.pod_spec());
+    cron.pod_spec()->emplace("restartPolicy", "Never");
+    CHECK(cron.json().at("spec").at("jobTemplate").at("spec").at("template").at("spec").at("restartPolicy") == json::value("Never"));
+    CHECK_FALSE(document(json::parse(R"({"kind":"Secret"})")).pod_spec());
 }

@@ -3,6 +3,7 @@
 
 #include <stash/compress/zstd.hpp>
 #include <stash/concepts/compressor.hpp>
+#include <stash/engine/detail/parallel.hpp>
 #include <stash/engine/snapshots.hpp>
 #include <stash/engine/walk.hpp>
 
@@ -97,26 +98,21 @@ result<copy_stats> copy_snapshots(Src& src, Dst& dst, std::vector<snapshot_entry
     if (!walked) return std::move(walked).error();
 
     // Copy them: read, verify, (re)compress, seal with the destination's key, pack.
-    std::optional<error> failure;
-    std::atomic<bool> failed{false};
+    detail::first_error failure;
     std::atomic<std::size_t> next{0};
     std::atomic<std::uint64_t> blobs{0}, bytes_in{0}, packs{0};
-    auto fail = [&](error e) {
-        std::lock_guard lk(mu);
-        if (!failure) failure = std::move(e);
-        failed = true;
-    };
+    auto fail = [&](error e) { failure.set(std::move(e)); };
     auto work = [&] {
         repo::pack_builder builders[2] = {repo::pack_builder(opt.pack_size + (1u << 20)), repo::pack_builder()};
         Compressor compressor;
         bytes packed;
         auto flush = [&](repo::pack_builder& b) {
-            if (b.empty() || failed) return;
+            if (b.empty() || failure.failed()) return;
             byte_span p = b.finish(dst.sealer());
             if (auto r = dst.save_pack(p, b.reset()); !r) return fail(r.error());
             ++packs;
         };
-        for (std::size_t i; !failed && (i = next++) < need.size();) {
+        for (std::size_t i; !failure.failed() && (i = next++) < need.size();) {
             auto const& [bid, type] = need[i];
             auto plain = src.load_blob(type, bid);
             if (!plain) return fail(plain.error());
@@ -141,13 +137,8 @@ result<copy_stats> copy_snapshots(Src& src, Dst& dst, std::vector<snapshot_entry
         flush(builders[0]);
         flush(builders[1]);
     };
-    {
-        unsigned const n = opt.threads ? opt.threads : std::max(2u, std::thread::hardware_concurrency());
-        std::vector<std::jthread> pool;
-        for (unsigned t = 1; t < std::min<std::size_t>(n, need.size()); ++t) pool.emplace_back(work);
-        work();
-    }
-    if (failure) return *failure;
+    detail::run_workers(opt.threads, need.size(), work);
+    if (failure.get()) return *failure.get();
     STASH_TRYV(dst.flush_index());
     st.blobs_copied = blobs, st.bytes_copied = bytes_in, st.packs_written = packs;
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stash/compress/zstd.hpp>
+#include <stash/engine/detail/parallel.hpp>
 #include <stash/engine/index_files.hpp>
 #include <stash/engine/walk.hpp>
 
@@ -343,24 +344,19 @@ result<prune_stats> prune(Repo& repo, prune_options const& opt) {
     if (!plan->repack.empty()) {
         progress("repacking " + std::to_string(plan->repack.size()) + " packs");
         std::mutex mu;
-        std::optional<error> failure;
-        std::atomic<bool> failed{false};
+        detail::first_error failure;
         std::atomic<std::size_t> next{0}, written{0};
-        auto fail = [&](error e) {
-            std::lock_guard lk(mu);
-            if (!failure) failure = std::move(e);
-            failed = true;
-        };
+        auto fail = [&](error e) { failure.set(std::move(e)); };
         auto work = [&] {
             repo::pack_builder builders[2] = {repo::pack_builder(opt.pack_size + (1u << 20)), repo::pack_builder()};
             bytes pack, plain, packed;
             auto flush = [&](repo::pack_builder& b) {
-                if (b.empty() || failed) return;
+                if (b.empty() || failure.failed()) return;
                 byte_span p = b.finish(repo.sealer());
                 if (auto r = repo.save_pack(p, b.reset()); !r) return fail(r.error());
                 ++written;
             };
-            for (std::size_t i; !failed && (i = next++) < plan->repack.size();) {
+            for (std::size_t i; !failure.failed() && (i = next++) < plan->repack.size();) {
                 id const& pid = plan->repack[i];
                 if (auto r = repo.backend().get({file_type::pack, pid.str()}, 0, 0, pack); !r) return fail(r.error());
                 for (auto const& e : idx->packs.at(pid)) {
@@ -388,13 +384,8 @@ result<prune_stats> prune(Repo& repo, prune_options const& opt) {
             flush(builders[0]);
             flush(builders[1]);
         };
-        {
-            unsigned const n = opt.threads ? opt.threads : std::max(2u, std::thread::hardware_concurrency());
-            std::vector<std::jthread> pool;
-            for (unsigned t = 1; t < std::min<std::size_t>(n, plan->repack.size()); ++t) pool.emplace_back(work);
-            work();
-        }
-        if (failure) return *failure;
+        detail::run_workers(opt.threads, plan->repack.size(), work);
+        if (failure.get()) return *failure.get();
         if (!plan->copy.empty())
             return make_error(errc::corrupt, std::to_string(plan->copy.size()) + " used blob(s) were not found in the packs being repacked");
         st.packs_written = written;

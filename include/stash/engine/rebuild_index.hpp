@@ -1,6 +1,7 @@
 // rebuild-index: a new index from the pack files themselves, replacing every index file.
 #pragma once
 
+#include <stash/engine/detail/parallel.hpp>
 #include <stash/engine/index_files.hpp>
 
 #include <atomic>
@@ -107,12 +108,7 @@ result<rebuild_index_stats> rebuild_index(Repo& repo, rebuild_index_options cons
             }
         }
     };
-    {
-        unsigned const n = opt.threads ? opt.threads : std::max(2u, std::thread::hardware_concurrency());
-        std::vector<std::jthread> pool;
-        for (unsigned t = 1; t < std::min<std::size_t>(n, to_read.size()); ++t) pool.emplace_back(work);
-        work();
-    }
+    detail::run_workers(opt.threads, to_read.size(), work);
     st.packs = result_packs.size();
 
     std::size_t const per_file = repo.compression() ? 150000 : 50000;

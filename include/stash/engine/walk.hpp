@@ -1,6 +1,7 @@
 // Walking the tree graph of snapshots: each reachable tree loaded once, in parallel.
 #pragma once
 
+#include <stash/engine/detail/parallel.hpp>
 #include <stash/repo/repository.hpp>
 
 #include <algorithm>
@@ -28,7 +29,6 @@ result<void> walk_trees(Repo& repo, std::vector<id> roots, Visit&& visit, unsign
     std::vector<id> level;
     for (auto const& r : roots)
         if (seen.insert(r).second) level.push_back(r);
-    unsigned const n = threads ? threads : std::max(2u, std::thread::hardware_concurrency());
     std::mutex mu;
     std::optional<error> failure;
     while (!level.empty()) {
@@ -50,11 +50,7 @@ result<void> walk_trees(Repo& repo, std::vector<id> roots, Visit&& visit, unsign
             std::lock_guard lk(mu);
             children.insert(children.end(), found.begin(), found.end());
         };
-        {
-            std::vector<std::jthread> pool;
-            for (unsigned t = 1; t < std::min<std::size_t>(n, level.size()); ++t) pool.emplace_back(work);
-            work();
-        }
+        detail::run_workers(threads, level.size(), work);
         if (failure) return *failure;
         level.clear();
         for (auto const& c : children)

@@ -29,7 +29,9 @@ enum class errc {
     conflict,               ///< a precondition failed (stale resourceVersion, JSON patch test)
     gone,                   ///< the requested history was compacted (watch from an old resourceVersion)
     bad_request,            ///< a malformed request (name or namespace mismatch, bad body)
-    forbidden,              ///< refused by policy (creating in a terminating namespace)
+    forbidden,              ///< refused by policy (creating in a terminating namespace, RBAC)
+    unauthorized,           ///< no or wrong credentials
+    timeout,                ///< the server or the network did not answer in time
 };
 
 /// The category for `errc`.
@@ -52,6 +54,8 @@ inline boost::system::error_category const& data_category() noexcept {
                 case errc::gone: return "gone";
                 case errc::bad_request: return "bad request";
                 case errc::forbidden: return "forbidden";
+                case errc::unauthorized: return "unauthorized";
+                case errc::timeout: return "timeout";
             }
             return "unknown stash error";
         }

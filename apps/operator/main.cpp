@@ -1,12 +1,20 @@
 // `stash-operator`: with --embedded, serves an embedded Kubernetes API server (kubectl works against
-// it through the kubeconfig written to the state directory). The reconcilers come with issue 4+.
+// it through the kubeconfig written to the state directory); otherwise connects to a cluster through
+// kubeconfig or in-cluster config and, with --leader-elect, runs only while it holds the Lease.
+// The reconcilers come with the operator issue.
 #include <stash/embedded/server.hpp>
+#include <stash/kube/leader_election.hpp>
+#include <stash/policies/cluster/rest.hpp>
 #include <stash/core/hex.hpp>
 #include <stash/kube/yaml.hpp>
 
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <csignal>
+#include <thread>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -43,6 +51,58 @@ void write_kubeconfig(std::filesystem::path const& dir, std::string const& serve
     std::filesystem::rename(tmp, dir / "kubeconfig");
 }
 
+// One structured log line: time, level, message, key=value pairs.
+void log(char const* level, std::string const& msg, std::string const& fields = {}) {
+    std::cerr << "time=" << format_rfc3339(timestamp::now()) << " level=" << level << " msg=\"" << msg << "\""
+              << (fields.empty() ? "" : " " + fields) << std::endl;
+}
+
+std::atomic<bool> stop_requested{false};
+
+// Connects to a cluster and, with leader election, holds the Lease until stopped.
+int run_cluster(std::string const& kubeconfig, std::string const& context, bool leader_elect, kube::leader_election_config le) {
+    auto cfg = kubeconfig.empty() && std::getenv("KUBERNETES_SERVICE_HOST") ? kube::in_cluster_config() : kube::load_kubeconfig(kubeconfig, context);
+    if (!cfg) {
+        std::cerr << "Fatal: " << cfg.error().what() << '\n';
+        return 1;
+    }
+    auto client = policies::cluster::rest::connect(*cfg);
+    if (!client) {
+        std::cerr << "Fatal: " << client.error().what() << '\n';
+        return 1;
+    }
+    auto& c = **client;
+    if (auto v = c.get({"", "v1", "namespaces", false}, "", cfg->namespace_); !v && !v.error().is(errc::not_found)) {
+        std::cerr << "Fatal: cannot reach " << cfg->server << ": " << v.error().what() << '\n';
+        return 1;
+    }
+    log("info", "connected", "server=" + cfg->server + " context=" + cfg->context);
+    if (!leader_elect) {
+        log("info", "running without leader election");
+        while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        return 0;
+    }
+    std::string const lease = le.namespace_ + "/" + le.name;
+    kube::leader_elector<policies::cluster::rest> elector(
+        c, le, [&] { log("info", "started leading", "lease=" + lease + " identity=" + le.identity); },
+        [&] { log("info", "stopped leading", "lease=" + lease + " identity=" + le.identity); });
+    log("info", "waiting for leadership", "lease=" + lease + " identity=" + le.identity);
+    std::atomic<bool> ended{false};
+    std::jthread election([&](std::stop_token st) {
+        elector.run(st);
+        ended = true;
+    });
+    while (!stop_requested && !ended) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    election.request_stop();
+    election.join();
+    if (!stop_requested) {
+        // As client-go operators do: a replica that lost its lease exits and is restarted.
+        log("error", "leadership lost", "lease=" + lease);
+        return 1;
+    }
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,10 +121,32 @@ int main(int argc, char** argv) {
     app.add_option("--client-ca-file", opt.client_ca_file, "accept client certificates signed by this CA as authentication")
         ->check(CLI::ExistingFile);
     app.add_flag("-v,--verbose", verbose, "log every request");
+    std::string kubeconfig, context;
+    bool leader_elect = false;
+    kube::leader_election_config le;
+    double lease_s = 15, renew_s = 10, retry_s = 2;
+    app.add_option("--kubeconfig", kubeconfig, "kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster)");
+    app.add_option("--context", context, "kubeconfig context (default: current-context)");
+    app.add_flag("--leader-elect", leader_elect, "run only while holding the Lease (for several replicas)");
+    app.add_option("--leader-election-namespace", le.namespace_, "namespace of the Lease")->default_val("kube-system");
+    app.add_option("--leader-election-lease-duration", lease_s, "seconds a lease holds without renewal")->default_val(15);
+    app.add_option("--leader-election-renew-deadline", renew_s, "seconds the leader keeps trying to renew")->default_val(10);
+    app.add_option("--leader-election-retry-period", retry_s, "seconds between attempts")->default_val(2);
     CLI11_PARSE(app, argc, argv);
     if (!embedded) {
-        std::cerr << "Fatal: only --embedded is implemented so far (a real cluster through kubeconfig comes with the controller runtime)\n";
-        return 1;
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        le.identity = std::string(host) + "_" + std::to_string(::getpid());
+        le.lease_duration = std::chrono::milliseconds(std::int64_t(lease_s * 1000));
+        le.renew_deadline = std::chrono::milliseconds(std::int64_t(renew_s * 1000));
+        le.retry_period = std::chrono::milliseconds(std::int64_t(retry_s * 1000));
+        if (!(le.renew_deadline < le.lease_duration) || !(le.retry_period < le.renew_deadline)) {
+            std::cerr << "Fatal: leader election needs retry period < renew deadline < lease duration\n";
+            return 1;
+        }
+        std::signal(SIGINT, [](int) { stop_requested = true; });
+        std::signal(SIGTERM, [](int) { stop_requested = true; });
+        return run_cluster(kubeconfig, context, leader_elect, le);
     }
     if (state_dir.empty()) {
         std::cerr << "Fatal: --embedded needs --state-dir DIR\n";

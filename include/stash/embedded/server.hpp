@@ -335,10 +335,13 @@ private:
         using std::enable_shared_from_this<session<Stream>>::weak_from_this;
 
     public:
-        session(api_server& srv, tcp::socket s) : srv_(srv), stream_(std::move(s)), timer_(srv.io_) {}
-        session(api_server& srv, tcp::socket s, asio::ssl::context& ctx) : srv_(srv), stream_(std::move(s), ctx), timer_(srv.io_) {}
+        session(api_server& srv, tcp::socket s) : srv_(srv), store_(srv.store_), stream_(std::move(s)), timer_(srv.io_) {}
+        session(api_server& srv, tcp::socket s, asio::ssl::context& ctx)
+            : srv_(srv), store_(srv.store_), stream_(std::move(s), ctx), timer_(srv.io_) {}
+        // Sessions outlive the server object when the io_context is destroyed after it (as it must be:
+        // io objects go before their io_context), so the destructor touches only the store.
         ~session() {
-            if (watch_id_) srv_.store_.unwatch(*watch_id_);
+            if (watch_id_) store_.unwatch(*watch_id_);
         }
 
         void run() {
@@ -633,8 +636,11 @@ private:
                 }
                 json::value obj = table ? api_server::table(ri, json::array{ev.object}, json::object{}) : ev.object;
                 std::string line = json::serialize(json::object{{"type", ev.type}, {"object", std::move(obj)}}) + "\n";
-                asio::post(io, [weak, line = std::move(line)] {
-                    if (auto s = weak.lock()) s->push(line);
+                asio::post(io, [weak, line = std::move(line), rv = ev.rv] {
+                    if (auto s = weak.lock()) {
+                        s->sent_rv_ = std::max(s->sent_rv_, rv);
+                        s->push(line);
+                    }
                 });
             };
             // Headers first; events follow as chunks.
@@ -651,6 +657,9 @@ private:
                 if (ec) return self->close();
                 self->flush();
             });
+            // Bookmarks promise that every event up to their version was sent on this stream, so they
+            // carry the version of the last event queued here, never the store's newest.
+            sent_rv_ = from ? from : srv_.store_.resource_version();
             auto id = srv_.store_.watch(ri, r.ns, from, emit);
             if (!id) {
                 auto [code, reason] = http_of(id.error());
@@ -679,7 +688,7 @@ private:
                     self->push(json::serialize(json::object{
                                    {"type", "BOOKMARK"},
                                    {"object", json::object{{"kind", ri.kind}, {"apiVersion", ri.api_version()},
-                                                           {"metadata", json::object{{"resourceVersion", std::to_string(self->srv_.store_.resource_version())}}}}}}) +
+                                                           {"metadata", json::object{{"resourceVersion", std::to_string(self->sent_rv_)}}}}}}) +
                                "\n");
                 self->tick(bookmarks, ri);
             });
@@ -712,6 +721,7 @@ private:
         }
 
         api_server& srv_;
+        store& store_;
         Stream stream_;
         bool client_cert_ = false;
         beast::flat_buffer buf_;
@@ -722,6 +732,7 @@ private:
         std::shared_ptr<http::response_serializer<http::empty_body>> sr_;
         std::deque<std::string> pending_;
         bool writing_ = false, closing_ = false;
+        std::uint64_t sent_rv_ = 0;
         std::optional<std::uint64_t> watch_id_;
         std::chrono::steady_clock::time_point deadline_;
         std::array<char, 512> drain_;

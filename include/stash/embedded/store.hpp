@@ -138,9 +138,19 @@ public:
         list_result out;
         out.rv = rv_;
         std::string const prefix = ri.group + "/" + ri.plural + "/" + (ri.namespaced && !opt.namespace_.empty() ? opt.namespace_ + "/" : "");
-        // A continue token is the key of the last item returned; the next page starts after it.
-        if (!opt.continue_.empty() && !opt.continue_.starts_with(prefix)) return make_error(errc::invalid_argument, "continue: invalid token");
-        auto it = opt.continue_.empty() ? objects_.lower_bound(prefix) : objects_.upper_bound(opt.continue_);
+        // A continue token is "<rv>:<key>": the version of the first page and the key of the last item
+        // returned; the next page starts after that key. Every page reports the first page's version,
+        // so a watch from it replays whatever changed while the client was paging (pages are not a
+        // snapshot, as etcd's are, but list + watch still misses nothing).
+        std::string after;
+        if (!opt.continue_.empty()) {
+            auto const colon = opt.continue_.find(':');
+            if (colon == std::string::npos) return make_error(errc::invalid_argument, "continue: invalid token");
+            out.rv = std::strtoull(opt.continue_.c_str(), nullptr, 10);
+            after = opt.continue_.substr(colon + 1);
+            if (!after.starts_with(prefix) || out.rv == 0) return make_error(errc::invalid_argument, "continue: invalid token");
+        }
+        auto it = after.empty() ? objects_.lower_bound(prefix) : objects_.upper_bound(after);
         std::string last;
         for (; it != objects_.end() && it->first.starts_with(prefix); ++it) {
             auto const& o = it->second.get_object();
@@ -152,7 +162,7 @@ public:
             out.items.push_back(it->second);
             last = it->first;
         }
-        if (out.remaining) out.continue_ = last;
+        if (out.remaining) out.continue_ = std::to_string(out.rv) + ":" + last;
         return out;
     }
 

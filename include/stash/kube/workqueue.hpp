@@ -93,8 +93,9 @@ public:
             if (shutdown_) return std::nullopt;
             if (delayed_.empty()) cv_.wait(lk);
             else {
-                auto next = std::min_element(delayed_.begin(), delayed_.end(), [](auto const& a, auto const& b) { return a.second < b.second; });
-                cv_.wait_until(lk, next->second);
+                // A copy: the element may be erased by another thread while this one waits.
+                auto const next = std::min_element(delayed_.begin(), delayed_.end(), [](auto const& a, auto const& b) { return a.second < b.second; })->second;
+                cv_.wait_until(lk, next);
             }
         }
     }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stash/core/error.hpp>
+#include <stash/core/log.hpp>
 #include <stash/kube/workqueue.hpp>
 
 #include <atomic>
@@ -33,13 +34,12 @@ concept reconciler = requires(R& r, std::string const& key) {
 
 /** Runs `workers` threads that take keys from `queue` and reconcile them: never two workers on one
     key (the queue guarantees it), failures retried with growing delays, successes forget the
-    failure count. `log(level, message)` receives errors ("error") and exceptions. */
+    failure count. Failed reconciles and exceptions are logged at error with the key and the delay
+    before the retry (milliseconds). */
 template <reconciler R>
 class controller {
 public:
-    using log_fn = std::function<void(char const* level, std::string const& message)>;
-
-    controller(R& r, workqueue& q, unsigned workers, log_fn log = {}) : r_(r), q_(q), log_(std::move(log)) {
+    controller(R& r, workqueue& q, unsigned workers, logger log = logger()) : r_(r), q_(q), log_(std::move(log)) {
         for (unsigned i = 0; i < workers; ++i) threads_.emplace_back([this] { run(); });
     }
     controller(controller const&) = delete;
@@ -66,7 +66,7 @@ private:
             }
             if (!res) {
                 auto const d = q_.add_rate_limited(*key);
-                if (log_) log_("error", "reconcile " + *key + ": " + res.error().what() + " (retry in " + std::to_string(d.count()) + " ms)");
+                log_.error("reconcile failed", {{"key", *key}, {"error", res.error().what()}, {"retry_ms", d.count()}});
             } else {
                 q_.forget(*key);
                 if (res->requeue_after.count() > 0) q_.add_after(*key, res->requeue_after);
@@ -78,7 +78,7 @@ private:
 
     R& r_;
     workqueue& q_;
-    log_fn log_;
+    logger log_;
     std::atomic<std::uint64_t> reconciles_{0};
     std::vector<std::jthread> threads_;
 };

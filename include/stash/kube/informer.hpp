@@ -176,86 +176,89 @@ private:
         else emit([&](handlers const& h) { if (h.on_add) h.on_add(ev.object); });
     }
 
+    enum class watch_outcome { failed, empty, events, gone, stopped };
+
+    // One watch from the last version seen, until the stream ends (server timeout, error, stop);
+    // runs the resync on schedule meanwhile.
+    watch_outcome watch_once(std::stop_token const& st, std::chrono::steady_clock::time_point& next_resync) {
+        std::mutex done_mu;
+        std::condition_variable done_cv;
+        bool ended = false, gone = false;
+        std::atomic<bool> got_event{false};
+        watch_request wq;
+        wq.resource_version = last_resource_version();
+        wq.label_selector = opt_.label_selector;
+        wq.bookmarks = true;
+        wq.timeout_seconds = 300;
+        auto w = c_.watch(r_, opt_.namespace_, wq, [&](watch_event const& ev) {
+            if (ev.type.empty() || ev.type == "ERROR") {
+                auto const* code = ev.type.empty() || !ev.object.is_object() ? nullptr : ev.object.get_object().if_contains("code");
+                std::lock_guard lk(done_mu);
+                if (code && *code == boost::json::value(410)) gone = true;
+                if (ev.type.empty()) ended = true;
+                done_cv.notify_all();
+                return;
+            }
+            got_event = true;
+            apply(ev);
+        });
+        if (!w) return w.error().is(errc::gone) ? watch_outcome::gone : watch_outcome::failed;
+        {
+            std::lock_guard lk(mu_);
+            watch_ = &*w;
+        }
+        {
+            std::unique_lock lk(done_mu);
+            // Bounded waits: a missed wake-up costs a second, never a hang.
+            for (;;) {
+                auto const now = std::chrono::steady_clock::now();
+                auto const until = std::min(now + std::chrono::seconds(1), opt_.resync.count() > 0 ? next_resync : now + std::chrono::seconds(1));
+                if (done_cv.wait_until(lk, until, [&] { return ended || st.stop_requested(); })) break;
+                if (opt_.resync.count() > 0 && std::chrono::steady_clock::now() >= next_resync) {
+                    lk.unlock();
+                    for (auto const& [k, o] : cache()) emit([&](handlers const& h) { if (h.on_update) h.on_update(o, o); });
+                    lk.lock();
+                    next_resync = std::chrono::steady_clock::now() + opt_.resync;
+                }
+            }
+        }
+        {
+            std::lock_guard lk(mu_);
+            watch_ = nullptr;
+        }
+        w->stop();  // joins the stream's thread: nothing refers to this frame afterwards
+        if (st.stop_requested()) return watch_outcome::stopped;
+        if (gone) return watch_outcome::gone;
+        return got_event ? watch_outcome::events : watch_outcome::empty;
+    }
+
+    // client-go's reflector: list, then watch from the list's version; 410 re-lists at once; a failed
+    // list or watch, or a stream that ends without events (a server restarting), waits with a backoff
+    // that doubles up to 30 s and starts over after any success.
     void loop(std::stop_token st) {
         auto delay = opt_.backoff;
+        auto back_off = [&] {
+            std::unique_lock lk(mu_);
+            cv_.wait_for(lk, delay, [&] { return stopping_; });
+            delay = std::min(delay * 2, std::chrono::milliseconds(30000));
+        };
         bool need_list = true;
         auto next_resync = std::chrono::steady_clock::now() + opt_.resync;
-        auto sleep = [&](std::chrono::milliseconds d) {
-            std::unique_lock lk(mu_);
-            cv_.wait_for(lk, d, [&] { return stopping_; });
-        };
         while (!st.stop_requested()) {
             if (need_list) {
-                if (auto r = relist(); !r) {
-                    sleep(delay);
-                    delay = std::min(delay * 2, std::chrono::milliseconds(30000));
+                if (!relist()) {
+                    back_off();
                     continue;
                 }
                 need_list = false;
+                delay = opt_.backoff;
             }
-            // Watch from the last version seen; the stream ends on server timeout, errors, or stop.
-            std::mutex done_mu;
-            std::condition_variable done_cv;
-            bool ended = false, gone = false;
-            std::atomic<bool> got_event{false};
-            watch_request wq;
-            wq.resource_version = last_resource_version();
-            wq.label_selector = opt_.label_selector;
-            wq.bookmarks = true;
-            wq.timeout_seconds = 300;
-            auto w = c_.watch(r_, opt_.namespace_, wq, [&](watch_event const& ev) {
-                if (ev.type.empty()) {
-                    std::lock_guard lk(done_mu);
-                    ended = true;
-                    done_cv.notify_all();
-                    return;
-                }
-                if (ev.type == "ERROR") {
-                    auto const* code = ev.object.is_object() ? ev.object.get_object().if_contains("code") : nullptr;
-                    std::lock_guard lk(done_mu);
-                    gone = code && *code == boost::json::value(410);
-                    return;
-                }
-                got_event = true;
-                apply(ev);
-            });
-            if (!w) {
-                need_list = w.error().is(errc::gone);
-                sleep(delay);
-                delay = std::min(delay * 2, std::chrono::milliseconds(30000));
-                continue;
-            }
-            {
-                std::lock_guard lk(mu_);
-                watch_ = &*w;
-            }
-            {
-                std::unique_lock lk(done_mu);
-                while (!ended && !st.stop_requested()) {
-                    if (opt_.resync.count() > 0) {
-                        done_cv.wait_until(lk, next_resync, [&] { return ended || st.stop_requested(); });
-                        if (std::chrono::steady_clock::now() >= next_resync) {
-                            lk.unlock();
-                            for (auto const& [k, o] : cache()) emit([&](handlers const& h) { if (h.on_update) h.on_update(o, o); });
-                            lk.lock();
-                            next_resync = std::chrono::steady_clock::now() + opt_.resync;
-                        }
-                    } else {
-                        done_cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return ended || st.stop_requested(); });
-                    }
-                }
-            }
-            {
-                std::lock_guard lk(mu_);
-                watch_ = nullptr;
-            }
-            w->stop();
-            if (st.stop_requested()) break;
-            if (gone) need_list = true;
-            if (got_event) delay = opt_.backoff;
-            else {
-                sleep(delay);  // a stream that ends at once (server restarting) is retried with backoff
-                delay = std::min(delay * 2, std::chrono::milliseconds(30000));
+            switch (watch_once(st, next_resync)) {
+                case watch_outcome::stopped: return;
+                case watch_outcome::gone: need_list = true; break;
+                case watch_outcome::events: delay = opt_.backoff; break;
+                case watch_outcome::failed:
+                case watch_outcome::empty: back_off(); break;
             }
         }
     }

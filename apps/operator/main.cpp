@@ -2,7 +2,9 @@
 // it through the kubeconfig written to the state directory); otherwise connects to a cluster through
 // kubeconfig or in-cluster config and, with --leader-elect, runs only while it holds the Lease.
 // The reconcilers come with the operator issue.
+#include <stash/core/log.hpp>
 #include <stash/embedded/server.hpp>
+#include <stash/kube/events.hpp>
 #include <stash/kube/leader_election.hpp>
 #include <stash/policies/cluster/rest.hpp>
 #include <stash/core/hex.hpp>
@@ -51,16 +53,10 @@ void write_kubeconfig(std::filesystem::path const& dir, std::string const& serve
     std::filesystem::rename(tmp, dir / "kubeconfig");
 }
 
-// One structured log line: time, level, message, key=value pairs.
-void log(char const* level, std::string const& msg, std::string const& fields = {}) {
-    std::cerr << "time=" << format_rfc3339(timestamp::now()) << " level=" << level << " msg=\"" << msg << "\""
-              << (fields.empty() ? "" : " " + fields) << std::endl;
-}
-
 std::atomic<bool> stop_requested{false};
 
 // Connects to a cluster and, with leader election, holds the Lease until stopped.
-int run_cluster(std::string const& kubeconfig, std::string const& context, bool leader_elect, kube::leader_election_config le) {
+int run_cluster(logger const& log, std::string const& kubeconfig, std::string const& context, bool leader_elect, kube::leader_election_config le) {
     auto cfg = kubeconfig.empty() && std::getenv("KUBERNETES_SERVICE_HOST") ? kube::in_cluster_config() : kube::load_kubeconfig(kubeconfig, context);
     if (!cfg) {
         std::cerr << "Fatal: " << cfg.error().what() << '\n';
@@ -76,17 +72,29 @@ int run_cluster(std::string const& kubeconfig, std::string const& context, bool 
         std::cerr << "Fatal: cannot reach " << cfg->server << ": " << v.error().what() << '\n';
         return 1;
     }
-    log("info", "connected", "server=" + cfg->server + " context=" + cfg->context);
+    log.info("connected", {{"server", cfg->server}, {"context", cfg->context}});
     if (!leader_elect) {
-        log("info", "running without leader election");
+        log.info("running without leader election");
         while (!stop_requested) std::this_thread::sleep_for(std::chrono::milliseconds(100));
         return 0;
     }
-    std::string const lease = le.namespace_ + "/" + le.name;
+    auto const el = log.with({{"lease", le.namespace_ + "/" + le.name}, {"identity", le.identity}});
+    kube::event_recorder<policies::cluster::rest> recorder(c, {}, log);
+    // As client-go does, the Lease itself carries an Event for each change of leader.
+    auto on_lease = [&](char const* what) {
+        if (auto l = c.get(kube::leases, le.namespace_, le.name)) recorder.normal(kube::document(*l), "LeaderElection", le.identity + " " + what);
+    };
     kube::leader_elector<policies::cluster::rest> elector(
-        c, le, [&] { log("info", "started leading", "lease=" + lease + " identity=" + le.identity); },
-        [&] { log("info", "stopped leading", "lease=" + lease + " identity=" + le.identity); });
-    log("info", "waiting for leadership", "lease=" + lease + " identity=" + le.identity);
+        c, le,
+        [&] {
+            el.info("started leading");
+            on_lease("became leader");
+        },
+        [&] {
+            el.info("stopped leading");
+            on_lease("stopped leading");
+        });
+    el.info("waiting for leadership");
     std::atomic<bool> ended{false};
     std::jthread election([&](std::stop_token st) {
         elector.run(st);
@@ -97,9 +105,11 @@ int run_cluster(std::string const& kubeconfig, std::string const& context, bool 
     election.join();
     if (!stop_requested) {
         // As client-go operators do: a replica that lost its lease exits and is restarted.
-        log("error", "leadership lost", "lease=" + lease);
+        el.error("leadership lost");
+        recorder.flush(std::chrono::seconds(2));
         return 1;
     }
+    recorder.flush(std::chrono::seconds(2));
     return 0;
 }
 
@@ -132,7 +142,11 @@ int main(int argc, char** argv) {
     app.add_option("--leader-election-lease-duration", lease_s, "seconds a lease holds without renewal")->default_val(15);
     app.add_option("--leader-election-renew-deadline", renew_s, "seconds the leader keeps trying to renew")->default_val(10);
     app.add_option("--leader-election-retry-period", retry_s, "seconds between attempts")->default_val(2);
+    std::string level_name = "info", format_name = "text";
+    app.add_option("--log-level", level_name, "debug, info, warn or error")->default_val("info")->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+    app.add_option("--log-format", format_name, "text (logfmt) or json (one object per line)")->default_val("text")->check(CLI::IsMember({"text", "json"}));
     CLI11_PARSE(app, argc, argv);
+    logger const log(parse_log_level(level_name).value(), format_name == "json" ? log_format::json : log_format::text);
     if (!embedded) {
         char host[256] = {};
         ::gethostname(host, sizeof host - 1);
@@ -146,7 +160,7 @@ int main(int argc, char** argv) {
         }
         std::signal(SIGINT, [](int) { stop_requested = true; });
         std::signal(SIGTERM, [](int) { stop_requested = true; });
-        return run_cluster(kubeconfig, context, leader_elect, le);
+        return run_cluster(log, kubeconfig, context, leader_elect, le);
     }
     if (state_dir.empty()) {
         std::cerr << "Fatal: --embedded needs --state-dir DIR\n";

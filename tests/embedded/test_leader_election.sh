@@ -50,3 +50,12 @@ took=$(echo "$(now) - $released_at" | bc)
 grep -q 'msg="stopped leading"' "$WORK/$follower.log" || fail "the stopping leader did not log it"
 echo "$took < 1.5" | bc | grep -q 1 || fail "after a release the hand-over should be immediate, took $took s"
 pass "SIGTERM releases the lease: the next replica leads after $(printf '%.1f' "$took") s"
+
+# Each change of leader is an Event on the Lease, as client-go records it.
+events=$(kubectl --kubeconfig "$WORK/state/kubeconfig" -n kube-system get events -o json |
+  jq -r '.items[] | select(.reason == "LeaderElection" and .involvedObject.kind == "Lease" and .involvedObject.name == "stash-operator") | .message')
+for r in "$leader" "$follower" c; do
+  grep -q "_${!r} became leader\$" <<<"$events" || fail "no LeaderElection event for $r: $events"
+done
+grep -q "_${!follower} stopped leading\$" <<<"$events" || fail "no event for the leader that stepped down: $events"
+pass "the Lease carries a LeaderElection event for every new leader ($(wc -l <<<"$events") events)"

@@ -9,4 +9,4 @@ need_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 BUILD_PACKAGES=(g++ cmake ninja-build pkg-config ccache libboost1.81-dev libssl-dev libzstd-dev libcli11-dev libyaml-cpp-dev)
-TEST_PACKAGES=(catch2 libbenchmark-dev restic jq attr util-linux curl openssl bc)
+TEST_PACKAGES=(catch2 libbenchmark-dev restic jq attr util-linux curl openssl bc rclone)

@@ -1,18 +1,25 @@
 // The one place the agent picks its policies.
 #pragma once
 
+#include <stash/policies/backend/any.hpp>
+#include <stash/policies/backend/fault.hpp>
 #include <stash/policies/backend/local.hpp>
+#include <stash/policies/backend/rest.hpp>
+#include <stash/policies/backend/retry.hpp>
 #include <stash/policies/chunk/fastcdc.hpp>
 #include <stash/policies/chunk/rabin.hpp>
 #include <stash/policies/compress/zstd.hpp>
 #include <stash/policies/hash/sha256.hpp>
 #include <stash/repo/repository.hpp>
 
+#include <cstdlib>
+#include <iostream>
 #include <variant>
 
 namespace stash::agent {
 
-using stock_backend = policies::backend::local;
+/// The driver is picked at run time from the repository string, so the repository holds any of them.
+using stock_backend = policies::backend::any;
 using stock_repo = repo::repository<stock_backend, policies::hash::sha256>;
 // Level 2: on the Linux source tree, 12% faster than level 3 for a repository 1.5% larger (still
 // within 2% of restic's size); level 1 was no faster and 3% larger (docs/performance.md).
@@ -27,16 +34,73 @@ inline result<any_chunker> chunker_for(repo::config const& c) {
     return make_error(errc::unsupported, "config: unknown chunker \"" + c.chunker + "\"");
 }
 
-/// Opens the backend named by a repository string: a path or `local:PATH`.
+namespace detail {
+// STASH_TEST_FAULTS="rate=0.2,latency=20,seed=7,fail=put:pack,retry=10" puts the fault decorator
+// under the retry decorator: for tests of how backups survive a bad network (latency: the most an
+// operation is delayed, retry: the first delay before a retry, both in milliseconds).
+struct test_fault_spec {
+    policies::backend::fault_options faults;
+    std::chrono::milliseconds retry_initial{250};
+};
+inline result<std::optional<test_fault_spec>> test_faults() {
+    char const* spec = std::getenv("STASH_TEST_FAULTS");
+    if (!spec || !*spec) return std::optional<test_fault_spec>();
+    test_fault_spec t;
+    auto& f = t.faults;
+    std::string_view rest(spec);
+    while (!rest.empty()) {
+        auto item = rest.substr(0, rest.find(','));
+        rest.remove_prefix(std::min(rest.size(), item.size() + 1));
+        auto eq = item.find('=');
+        auto key = item.substr(0, eq);
+        std::string val(eq == std::string_view::npos ? "" : item.substr(eq + 1));
+        if (key == "rate") f.error_rate = std::strtod(val.c_str(), nullptr);
+        else if (key == "latency") f.max_latency = std::chrono::milliseconds(std::strtoll(val.c_str(), nullptr, 10));
+        else if (key == "seed") f.seed = std::strtoull(val.c_str(), nullptr, 10);
+        else if (key == "fail") f.fail = val;
+        else if (key == "retry") t.retry_initial = std::chrono::milliseconds(std::strtoll(val.c_str(), nullptr, 10));
+        else return make_error(errc::invalid_argument, "STASH_TEST_FAULTS: unknown key \"" + std::string(key) + "\" (rate, latency, seed, fail, retry)");
+    }
+    return std::optional(t);
+}
+
+// Network drivers get the retry decorator (with the fault decorator beneath it when testing).
+template <class B>
+result<stock_backend> decorate(B b) {
+    policies::backend::retry_options ro;
+    ro.on_retry = [](error const& e, unsigned attempt, std::chrono::milliseconds wait) {
+        std::cerr << e.what() << "; retrying in " << wait.count() << " ms (try " << attempt + 1 << ")\n";
+    };
+    auto faults = test_faults();
+    if (!faults) return std::move(faults).error();
+    if (*faults) {
+        ro.on_retry = {};  // injected faults are expected: keep the output clean
+        ro.initial = (*faults)->retry_initial;
+        return stock_backend(policies::backend::retry(policies::backend::fault(std::move(b), (*faults)->faults), ro));
+    }
+    return stock_backend(policies::backend::retry(std::move(b), ro));
+}
+}  // namespace detail
+
+/** Opens the backend named by a repository string, as restic writes them: a path or `local:PATH`,
+    `rest:http[s]://[user:pass@]host:port/path`. */
 inline result<stock_backend> backend_for(std::string const& repo) {
     if (repo.empty()) return make_error(errc::invalid_argument, "no repository given: use -r/--repo or RESTIC_REPOSITORY");
+    if (repo.starts_with("rest:")) {
+        auto b = policies::backend::rest::open(repo);
+        if (!b) return std::move(b).error();
+        return detail::decorate(std::move(*b));
+    }
     std::string path = repo;
     if (path.starts_with("local:")) path = path.substr(6);
     auto colon = path.find(':');
     if (colon != std::string::npos && path.find('/') > colon)
         return make_error(errc::unsupported, "repository \"" + repo + "\": backend \"" + path.substr(0, colon) +
-                                                 "\" is not supported by this build (local paths only)");
-    return stock_backend(path);
+                                                 "\" is not supported by this build (local paths, rest:)");
+    auto faults = detail::test_faults();
+    if (!faults) return std::move(faults).error();
+    if (*faults) return detail::decorate(policies::backend::local(path));
+    return stock_backend(policies::backend::local(path));
 }
 
 }  // namespace stash::agent

@@ -1,0 +1,57 @@
+// A backend chosen at run time: type erasure over any model of `stash::backend`, for apps that pick
+// the driver from a repository string. One virtual call per file operation (a network round trip or
+// a file system call), so the cost does not show.
+#pragma once
+
+#include <stash/concepts/backend.hpp>
+
+#include <memory>
+#include <type_traits>
+
+namespace stash::policies::backend {
+
+/** Holds any `stash::backend` and forwards to it. Copies share the same driver (and its connection
+    pool). @par Concepts `stash::backend`; thread-safe when the held driver is. */
+class any {
+public:
+    template <class B>
+        requires(stash::backend<B> && !std::is_same_v<std::remove_cvref_t<B>, any>)
+    any(B b) : p_(std::make_shared<model<B>>(std::move(b))) {}
+
+    std::string location() const { return p_->location(); }
+    result<void> create() { return p_->create(); }
+    result<void> put(handle const& h, byte_span data) { return p_->put(h, data); }
+    result<void> get(handle const& h, std::uint64_t off, std::uint64_t len, bytes& out) { return p_->get(h, off, len, out); }
+    result<std::uint64_t> stat(handle const& h) { return p_->stat(h); }
+    result<void> list(file_type t, list_fn const& fn) { return p_->list(t, fn); }
+    result<void> remove(handle const& h) { return p_->remove(h); }
+
+private:
+    struct concept_ {
+        virtual ~concept_() = default;
+        virtual std::string location() const = 0;
+        virtual result<void> create() = 0;
+        virtual result<void> put(handle const&, byte_span) = 0;
+        virtual result<void> get(handle const&, std::uint64_t, std::uint64_t, bytes&) = 0;
+        virtual result<std::uint64_t> stat(handle const&) = 0;
+        virtual result<void> list(file_type, list_fn const&) = 0;
+        virtual result<void> remove(handle const&) = 0;
+    };
+    template <class B>
+    struct model final : concept_ {
+        B b;
+        explicit model(B x) : b(std::move(x)) {}
+        std::string location() const override { return b.location(); }
+        result<void> create() override { return b.create(); }
+        result<void> put(handle const& h, byte_span d) override { return b.put(h, d); }
+        result<void> get(handle const& h, std::uint64_t o, std::uint64_t l, bytes& out) override { return b.get(h, o, l, out); }
+        result<std::uint64_t> stat(handle const& h) override { return b.stat(h); }
+        result<void> list(file_type t, list_fn const& fn) override { return b.list(t, fn); }
+        result<void> remove(handle const& h) override { return b.remove(h); }
+    };
+    std::shared_ptr<concept_> p_;
+};
+
+static_assert(stash::backend<any>);
+
+}  // namespace stash::policies::backend

@@ -696,6 +696,25 @@ int cmd_unlock(globals const& g, bool all) {
     return exit_ok;
 }
 
+// Lists the files of one type, as `restic list` does: IDs one a line (with --json, one array).
+int cmd_list(globals const& g, std::string const& what) {
+    static std::map<std::string, file_type> const types{{"packs", file_type::pack}, {"index", file_type::index}, {"snapshots", file_type::snapshot},
+                                                       {"keys", file_type::key}, {"locks", file_type::lock}};
+    auto t = types.find(what);
+    if (t == types.end()) throw fatal("list: \"" + what + "\": expected packs, index, snapshots, keys or locks");
+    auto r = open_repo(g);
+    std::vector<std::string> names;
+    check(r.backend().list(t->second, [&](std::string_view n, std::uint64_t) { names.emplace_back(n); }));
+    std::sort(names.begin(), names.end());
+    if (g.json) {
+        boost::json::array a(names.begin(), names.end());
+        std::cout << boost::json::serialize(a) << '\n';
+    } else {
+        for (auto const& n : names) std::cout << n << '\n';
+    }
+    return exit_ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -707,7 +726,7 @@ int main(int argc, char** argv) {
     app.fallthrough();  // global flags may follow the command, as with restic
     app.set_version_flag("--version", "stash 0.1.0 (restic repository format v1/v2)");
     globals g;
-    app.add_option("-r,--repo", g.repo, "repository (a path or local:PATH); default $RESTIC_REPOSITORY");
+    app.add_option("-r,--repo", g.repo, "repository (a path, local:PATH, rest:URL, s3:HOST/BUCKET[/PREFIX]); default $RESTIC_REPOSITORY");
     app.add_option("-p,--password-file", g.password_file, "read the password from a file; default $RESTIC_PASSWORD_FILE");
     app.add_flag("--json", g.json, "machine-readable output");
     app.add_flag("-q,--quiet", g.quiet, "print only errors");
@@ -834,6 +853,11 @@ int main(int argc, char** argv) {
     key->add_option("id", key_arg, "key ID (for remove)");
     key->add_option("--new-password-file", new_password_file, "read the new password from a file");
     key->callback(run([&] { return cmd_key(g, key_action, key_arg, new_password_file); }));
+
+    std::string list_type;
+    auto* list = app.add_subcommand("list", "list the IDs of packs, index, snapshots, keys or locks");
+    list->add_option("type", list_type, "packs|index|snapshots|keys|locks")->required();
+    list->callback(run([&] { return cmd_list(g, list_type); }));
 
     bool remove_all = false;
     auto* unlock = app.add_subcommand("unlock", "remove stale locks");

@@ -6,6 +6,7 @@
 #include <stash/policies/backend/local.hpp>
 #include <stash/policies/backend/rest.hpp>
 #include <stash/policies/backend/retry.hpp>
+#include <stash/policies/backend/s3.hpp>
 #include <stash/policies/chunk/fastcdc.hpp>
 #include <stash/policies/chunk/rabin.hpp>
 #include <stash/policies/compress/zstd.hpp>
@@ -83,11 +84,18 @@ result<stock_backend> decorate(B b) {
 }  // namespace detail
 
 /** Opens the backend named by a repository string, as restic writes them: a path or `local:PATH`,
-    `rest:http[s]://[user:pass@]host:port/path`. */
+    `rest:http[s]://[user:pass@]host:port/path`, `s3:[http[s]://]host[:port]/bucket[/prefix]`. */
 inline result<stock_backend> backend_for(std::string const& repo) {
     if (repo.empty()) return make_error(errc::invalid_argument, "no repository given: use -r/--repo or RESTIC_REPOSITORY");
     if (repo.starts_with("rest:")) {
         auto b = policies::backend::rest::open(repo);
+        if (!b) return std::move(b).error();
+        return detail::decorate(std::move(*b));
+    }
+    if (repo.starts_with("s3:")) {
+        auto o = policies::backend::s3::parse(repo);
+        if (!o) return std::move(o).error();
+        auto b = policies::backend::s3::open(std::move(*o));
         if (!b) return std::move(b).error();
         return detail::decorate(std::move(*b));
     }
@@ -96,7 +104,7 @@ inline result<stock_backend> backend_for(std::string const& repo) {
     auto colon = path.find(':');
     if (colon != std::string::npos && path.find('/') > colon)
         return make_error(errc::unsupported, "repository \"" + repo + "\": backend \"" + path.substr(0, colon) +
-                                                 "\" is not supported by this build (local paths, rest:)");
+                                                 "\" is not supported by this build (local paths, rest:, s3:)");
     auto faults = detail::test_faults();
     if (!faults) return std::move(faults).error();
     if (*faults) return detail::decorate(policies::backend::local(path));

@@ -44,6 +44,7 @@ public:
         rest r;
         r.client_ = std::shared_ptr<net::http_client>(std::move(*client));
         r.base_ = path;
+        while (url.ends_with('/')) url.pop_back();
         r.location_ = "rest:" + url;  // without the password
         if (!auth.empty()) {
             std::string plain;

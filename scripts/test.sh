@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 need_packages "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
+need_npm_tools
 cmake --preset release
 cmake --build --preset release
 cmake --build --preset release --target all_verify_interface_header_sets   # every header compiles alone

@@ -31,6 +31,7 @@ constexpr int exit_ok = 0, exit_fatal = 1, exit_partial = 3;
 struct globals {
     std::string repo, password_file;
     bool json = false, quiet = false, no_lock = false;
+    agent::backend_settings backend;
 };
 
 /// A fatal error: printed as "Fatal: …" and mapped to exit code 1.
@@ -75,7 +76,7 @@ std::string read_password(globals const& g, bool confirm) {
 }
 
 stock_repo open_repo(globals const& g) {
-    auto b = check(agent::backend_for(g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo));
+    auto b = check(agent::backend_for(g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo, g.backend));
     return check(stock_repo::open(std::move(b), read_password(g, false)));
 }
 
@@ -106,7 +107,7 @@ int cmd_init(globals const& g, unsigned version, std::string const& chunker) {
     if (chunker != "rabin" && chunker != "fastcdc") throw fatal("--chunker must be rabin or fastcdc, not \"" + chunker + "\"");
     if (version != 1 && version != 2) throw fatal("--repository-version must be 1 or 2, not " + std::to_string(version));
     std::string const where = g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo;
-    auto b = check(agent::backend_for(where));
+    auto b = check(agent::backend_for(where, g.backend));
     repo::init_options opt;
     opt.version = version;
     opt.chunker = chunker;
@@ -560,7 +561,7 @@ int cmd_copy(globals const& g, copy_args const& a) {
     else if (char const* p = std::getenv("RESTIC_FROM_PASSWORD")) pw = p;
     else if (::isatty(STDIN_FILENO)) pw = prompt_password("enter password for source repository: ", false);
     else throw fatal("no password for the source repository: --from-password-file, RESTIC_FROM_PASSWORD_FILE or RESTIC_FROM_PASSWORD");
-    auto src = check(stock_repo::open(check(agent::backend_for(from)), pw));
+    auto src = check(stock_repo::open(check(agent::backend_for(from, g.backend)), pw));
     auto dst = open_repo(g);
     std::unique_ptr<stock_repo::lock_holder> src_lock, dst_lock;
     if (!g.no_lock) src_lock = check(src.acquire_lock(false)), dst_lock = check(dst.acquire_lock(false));
@@ -726,11 +727,19 @@ int main(int argc, char** argv) {
     app.fallthrough();  // global flags may follow the command, as with restic
     app.set_version_flag("--version", "stash 0.1.0 (restic repository format v1/v2)");
     globals g;
-    app.add_option("-r,--repo", g.repo, "repository (a path, local:PATH, rest:URL, s3:HOST/BUCKET[/PREFIX]); default $RESTIC_REPOSITORY");
+    app.add_option("-r,--repo", g.repo, "repository (a path, local:PATH, rest:URL, s3:HOST/BUCKET[/PREFIX], azure:CONTAINER:/PREFIX); default $RESTIC_REPOSITORY");
     app.add_option("-p,--password-file", g.password_file, "read the password from a file; default $RESTIC_PASSWORD_FILE");
     app.add_flag("--json", g.json, "machine-readable output");
     app.add_flag("-q,--quiet", g.quiet, "print only errors");
     app.add_flag("--no-lock", g.no_lock, "do not lock the repository");
+    app.add_option("-o,--option", g.backend.options, "backend option KEY=VALUE (s3.region, s3.bucket-lookup, s3.list-max-keys, "
+                                                     "azure.list-max-results, <backend>.connections); repeatable");
+    app.add_option_function<std::string>("--cacert", [&g](std::string const& f) {
+        std::ifstream in(f, std::ios::binary);
+        if (!in) throw CLI::ValidationError("--cacert", "cannot read " + f);
+        g.backend.ca_pem.assign(std::istreambuf_iterator<char>(in), {});
+    }, "trust this CA certificate (PEM) for TLS to the backend");
+    app.add_flag("--insecure-tls", g.backend.insecure_tls, "do not verify the backend's TLS certificate");
 
     int rc = exit_ok;
     auto run = [&rc](auto&& fn) { return [&rc, fn] { rc = fn(); }; };

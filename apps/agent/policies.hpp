@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stash/policies/backend/any.hpp>
+#include <stash/policies/backend/azure.hpp>
 #include <stash/policies/backend/fault.hpp>
 #include <stash/policies/backend/local.hpp>
 #include <stash/policies/backend/rest.hpp>
@@ -14,6 +15,8 @@
 #include <stash/repo/repository.hpp>
 
 #include <cstdlib>
+#include <map>
+#include <set>
 #include <iostream>
 #include <variant>
 
@@ -83,19 +86,88 @@ result<stock_backend> decorate(B b) {
 }
 }  // namespace detail
 
+/// Settings for network backends from the command line: restic's `--option`, `--cacert`, `--insecure-tls`.
+struct backend_settings {
+    std::vector<std::string> options;  ///< "s3.region=eu-west-1", "azure.connections=5", …
+    std::string ca_pem;                ///< contents of --cacert
+    bool insecure_tls = false;
+};
+
+namespace detail {
+struct parsed_options {
+    net::http_options http;
+    std::map<std::string, std::string> kv;
+};
+// Checks every -o key against the backend in use, so a typo is an error, not a silent default.
+inline result<parsed_options> parse_options(backend_settings const& s, std::string const& scheme, std::set<std::string> const& known) {
+    parsed_options p;
+    p.http.ca_pem = s.ca_pem;
+    p.http.insecure_tls = s.insecure_tls;
+    for (auto const& o : s.options) {
+        auto const eq = o.find('=');
+        if (eq == std::string::npos) return make_error(errc::invalid_argument, "--option \"" + o + "\": expected KEY=VALUE");
+        auto const key = o.substr(0, eq), val = o.substr(eq + 1);
+        auto const dot = key.find('.');
+        if (dot == std::string::npos) return make_error(errc::invalid_argument, "--option \"" + o + "\": expected BACKEND.KEY=VALUE");
+        if (key.substr(0, dot) != scheme) continue;  // options for other backends are ignored, as restic does
+        auto const name = key.substr(dot + 1);
+        if (name == "connections") {
+            p.http.max_idle = std::max<std::size_t>(1, std::strtoul(val.c_str(), nullptr, 10));
+            continue;
+        }
+        if (!known.count(name)) {
+            std::string list;
+            for (auto const& k : known) list += (list.empty() ? "" : ", ") + scheme + "." + k;
+            return make_error(errc::invalid_argument, "--option \"" + key + "\": unknown (known: " + scheme + ".connections" + (list.empty() ? "" : ", " + list) + ")");
+        }
+        p.kv[name] = val;
+    }
+    return p;
+}
+inline unsigned positive(std::map<std::string, std::string> const& kv, std::string const& k, unsigned dflt) {
+    auto it = kv.find(k);
+    if (it == kv.end()) return dflt;
+    auto const n = std::strtoul(it->second.c_str(), nullptr, 10);
+    return n ? unsigned(n) : dflt;
+}
+}  // namespace detail
+
 /** Opens the backend named by a repository string, as restic writes them: a path or `local:PATH`,
-    `rest:http[s]://[user:pass@]host:port/path`, `s3:[http[s]://]host[:port]/bucket[/prefix]`. */
-inline result<stock_backend> backend_for(std::string const& repo) {
+    `rest:http[s]://[user:pass@]host:port/path`, `s3:[http[s]://]host[:port]/bucket[/prefix]`, `azure:container:/prefix`. */
+inline result<stock_backend> backend_for(std::string const& repo, backend_settings const& settings = {}) {
     if (repo.empty()) return make_error(errc::invalid_argument, "no repository given: use -r/--repo or RESTIC_REPOSITORY");
     if (repo.starts_with("rest:")) {
-        auto b = policies::backend::rest::open(repo);
+        auto p = detail::parse_options(settings, "rest", {});
+        if (!p) return std::move(p).error();
+        auto b = policies::backend::rest::open(repo, p->http);
         if (!b) return std::move(b).error();
         return detail::decorate(std::move(*b));
     }
     if (repo.starts_with("s3:")) {
         auto o = policies::backend::s3::parse(repo);
         if (!o) return std::move(o).error();
+        auto p = detail::parse_options(settings, "s3", {"region", "bucket-lookup", "list-max-keys"});
+        if (!p) return std::move(p).error();
+        o->http = p->http;
+        if (p->kv.count("region")) o->region = p->kv["region"];
+        if (auto l = p->kv.find("bucket-lookup"); l != p->kv.end()) {
+            if (l->second == "dns") o->bucket_lookup = policies::backend::s3_options::lookup::dns;
+            else if (l->second == "path") o->bucket_lookup = policies::backend::s3_options::lookup::path;
+            else if (l->second != "auto") return make_error(errc::invalid_argument, "--option s3.bucket-lookup: \"" + l->second + "\": expected auto, dns or path");
+        }
+        o->list_page = detail::positive(p->kv, "list-max-keys", o->list_page);
         auto b = policies::backend::s3::open(std::move(*o));
+        if (!b) return std::move(b).error();
+        return detail::decorate(std::move(*b));
+    }
+    if (repo.starts_with("azure:")) {
+        auto o = policies::backend::azure::parse(repo);
+        if (!o) return std::move(o).error();
+        auto p = detail::parse_options(settings, "azure", {"list-max-results"});
+        if (!p) return std::move(p).error();
+        o->http = p->http;
+        o->list_page = detail::positive(p->kv, "list-max-results", o->list_page);
+        auto b = policies::backend::azure::open(std::move(*o));
         if (!b) return std::move(b).error();
         return detail::decorate(std::move(*b));
     }
@@ -104,7 +176,7 @@ inline result<stock_backend> backend_for(std::string const& repo) {
     auto colon = path.find(':');
     if (colon != std::string::npos && path.find('/') > colon)
         return make_error(errc::unsupported, "repository \"" + repo + "\": backend \"" + path.substr(0, colon) +
-                                                 "\" is not supported by this build (local paths, rest:, s3:)");
+                                                 "\" is not supported by this build (local paths, rest:, s3:, azure:)");
     auto faults = detail::test_faults();
     if (!faults) return std::move(faults).error();
     if (*faults) return detail::decorate(policies::backend::local(path));

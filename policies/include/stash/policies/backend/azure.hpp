@@ -1,0 +1,259 @@
+// Azure Blob Storage with Shared Key authorization.
+#pragma once
+
+#include <stash/concepts/backend.hpp>
+#include <stash/core/hex.hpp>
+#include <stash/policies/net/http.hpp>
+#include <stash/policies/net/sigv4.hpp>
+
+#include <boost/property_tree/ptree.hpp>
+#include <boost/property_tree/xml_parser.hpp>
+
+#include <ctime>
+#include <map>
+#include <sstream>
+
+namespace stash::policies::backend {
+
+struct azure_options {
+    std::string account, key;  ///< storage account name and its base64 access key
+    std::string container;
+    std::string prefix;        ///< path of the repository inside the container ("" = its root)
+    /// The account's blob endpoint: default https://<account>.blob.<endpoint_suffix>; for Azurite,
+    /// http://127.0.0.1:10000/<account> (path-style: the account is the first path segment).
+    std::string endpoint;
+    std::string endpoint_suffix = "core.windows.net";
+    unsigned list_page = 5000;  ///< maxresults per List Blobs page
+    net::http_options http;
+};
+
+/** A repository in an Azure Blob container, laid out as restic lays it out there (`<prefix>/config`,
+    `<prefix>/data/<2 hex>/<id>`, …). Every request is signed with the account key (Shared Key,
+    x-ms-version 2020-10-02); blobs are stored as block blobs with one Put Blob; reads are ranged
+    GETs; listing is List Blobs page by page (markers). `create` makes the container if needed.
+
+    Repository string (as restic's): `azure:<container>:/<prefix>`; credentials `AZURE_ACCOUNT_NAME`,
+    `AZURE_ACCOUNT_KEY`; optional `AZURE_ENDPOINT` (full account URL, for emulators) or
+    `AZURE_ENDPOINT_SUFFIX` (sovereign clouds).
+
+    @par Concepts
+    `stash::backend`. Thread-safe.
+*/
+class azure {
+public:
+    static constexpr char const* api_version = "2020-10-02";
+
+    static result<azure> open(azure_options opt) {
+        if (opt.account.empty() || opt.key.empty()) return make_error(errc::invalid_argument, "azure: AZURE_ACCOUNT_NAME and AZURE_ACCOUNT_KEY are required");
+        auto key = from_base64(opt.key);
+        if (!key) return make_error(errc::invalid_argument, "azure: AZURE_ACCOUNT_KEY is not base64");
+        if (opt.endpoint.empty()) opt.endpoint = "https://" + opt.account + ".blob." + opt.endpoint_suffix;
+        while (opt.endpoint.ends_with('/')) opt.endpoint.pop_back();
+        while (opt.prefix.starts_with('/')) opt.prefix.erase(0, 1);
+        while (opt.prefix.ends_with('/')) opt.prefix.pop_back();
+        auto o = net::origin::parse(opt.endpoint);
+        if (!o) return std::move(o).error();
+        auto c = net::http_client::make(*o, opt.http);
+        if (!c) return std::move(c).error();
+        azure a;
+        a.client_ = std::shared_ptr<net::http_client>(std::move(*c));
+        auto const scheme_end = opt.endpoint.find("://") + 3;
+        auto const path_start = opt.endpoint.find('/', scheme_end);
+        a.base_path_ = path_start == std::string::npos ? "" : opt.endpoint.substr(path_start);  // "/devstoreaccount1" for Azurite
+        a.key_ = std::make_shared<bytes const>(std::move(*key));
+        a.location_ = "azure:" + opt.container + ":/" + opt.prefix;
+        a.opt_ = std::make_shared<azure_options const>(std::move(opt));
+        return a;
+    }
+
+    /// Parses restic's `azure:container:/prefix` (credentials and endpoint from the environment).
+    static result<azure_options> parse(std::string_view repo) {
+        if (!repo.starts_with("azure:")) return make_error(errc::invalid_argument, "\"" + std::string(repo) + "\" is not an azure: repository");
+        std::string rest(repo.substr(6));
+        auto const colon = rest.find(':');
+        if (colon == std::string::npos || colon == 0) return make_error(errc::invalid_argument, "repository \"" + std::string(repo) + "\": expected azure:<container>:/<prefix>");
+        azure_options o;
+        o.container = rest.substr(0, colon);
+        o.prefix = rest.substr(colon + 1);
+        auto env = [](char const* k) { char const* v = std::getenv(k); return std::string(v ? v : ""); };
+        o.account = env("AZURE_ACCOUNT_NAME");
+        o.key = env("AZURE_ACCOUNT_KEY");
+        o.endpoint = env("AZURE_ENDPOINT");
+        if (auto s = env("AZURE_ENDPOINT_SUFFIX"); !s.empty()) o.endpoint_suffix = s;
+        return o;
+    }
+
+    std::string location() const { return location_; }
+
+    result<void> create() {
+        auto r = send(net::http::verb::put, container_path(), {{"restype", "container"}}, {}, {});
+        if (!r) return std::move(r).error();
+        if (r->status != 201 && r->status != 409) return fail(*r, "create container " + opt_->container);
+        if (auto s = stat({file_type::config, ""}); s) return make_error(errc::already_exists, "repository " + location_ + " already exists (config file found)");
+        else if (!s.error().is(errc::not_found)) return std::move(s).error();
+        return {};
+    }
+
+    result<void> put(handle const& h, byte_span data) {
+        auto r = send(net::http::verb::put, blob_path(h), {}, {{"x-ms-blob-type", "BlockBlob"}, {"Content-Type", "application/octet-stream"}}, data);
+        if (!r) return std::move(r).error();
+        if (r->status != 201) return fail(*r, "save " + h.str());
+        return {};
+    }
+
+    result<void> get(handle const& h, std::uint64_t off, std::uint64_t len, bytes& out) {
+        net::header_list hs;
+        std::string range;
+        if (off || len) hs.emplace_back("x-ms-range", range = "bytes=" + std::to_string(off) + "-" + (len ? std::to_string(off + len - 1) : ""));
+        auto r = send(net::http::verb::get, blob_path(h), {}, hs, {});
+        if (!r) return std::move(r).error();
+        if (r->status == 416) return make_error(errc::corrupt, location_ + ": " + h.str() + ": shorter than asked (" + range + ")");
+        if (r->status != 200 && r->status != 206) return fail(*r, "load " + h.str());
+        out = std::move(r->body);
+        if (len && out.size() != len)
+            return make_error(errc::corrupt, location_ + ": " + h.str() + ": shorter than asked (" + range + ", got " + std::to_string(out.size()) + " bytes)");
+        return {};
+    }
+
+    result<std::uint64_t> stat(handle const& h) {
+        auto r = send(net::http::verb::head, blob_path(h), {}, {}, {});
+        if (!r) return std::move(r).error();
+        if (r->status != 200) return fail(*r, "stat " + h.str());
+        auto const len = r->header("Content-Length");
+        if (len.empty()) return make_error(errc::io, location_ + ": stat " + h.str() + ": no Content-Length");
+        return std::stoull(len);
+    }
+
+    result<void> list(file_type t, list_fn const& fn) {
+        std::string const dir = key_prefix() + dir_name(t) + "/";
+        std::string marker;
+        for (;;) {
+            std::vector<std::pair<std::string, std::string>> q{{"restype", "container"}, {"comp", "list"}, {"prefix", dir}, {"maxresults", std::to_string(opt_->list_page)}};
+            if (!marker.empty()) q.emplace_back("marker", marker);
+            auto r = send(net::http::verb::get, container_path(), q, {}, {});
+            if (!r) return std::move(r).error();
+            if (r->status != 200) return fail(*r, std::string("list ") + dir_name(t));
+            boost::property_tree::ptree tree;
+            try {
+                std::istringstream in(r->body_text());
+                boost::property_tree::read_xml(in, tree);
+            } catch (std::exception const& e) {
+                return make_error(errc::io, location_ + ": list " + dir_name(t) + ": the answer is not XML: " + e.what());
+            }
+            auto const& res = tree.get_child("EnumerationResults", {});
+            for (auto const& [tag, blob] : res.get_child("Blobs", {})) {
+                if (tag != "Blob") continue;
+                auto const key = blob.get<std::string>("Name", "");
+                auto const name = key.substr(key.rfind('/') + 1);
+                if (name.size() == 64 && std::all_of(name.begin(), name.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
+                    fn(name, blob.get<std::uint64_t>("Properties.Content-Length", 0));
+            }
+            marker = res.get<std::string>("NextMarker", "");
+            if (marker.empty()) return {};
+        }
+    }
+
+    result<void> remove(handle const& h) {
+        auto r = send(net::http::verb::delete_, blob_path(h), {}, {}, {});
+        if (!r) return std::move(r).error();
+        if (r->status != 202 && r->status != 200) return fail(*r, "remove " + h.str());
+        return {};
+    }
+
+    /** The Shared Key string to sign (Azure Storage REST docs, "Authorize with Shared Key"): the
+        verb, eleven standard headers (Content-Length empty when 0), the x-ms-* headers sorted, and
+        the canonicalized resource `/<account><path>` plus `\nname:value` per query parameter sorted. */
+    static std::string string_to_sign(std::string_view verb, std::map<std::string, std::string> const& headers, std::string_view account,
+                                      std::string_view path, std::vector<std::pair<std::string, std::string>> const& query) {
+        auto h = [&](char const* n) {
+            auto it = headers.find(n);
+            return it == headers.end() ? std::string() : it->second;
+        };
+        std::string cl = h("content-length");
+        if (cl == "0") cl.clear();
+        std::string s = std::string(verb) + "\n" + h("content-encoding") + "\n" + h("content-language") + "\n" + cl + "\n" + h("content-md5") + "\n" +
+                        h("content-type") + "\n" + h("date") + "\n" + h("if-modified-since") + "\n" + h("if-match") + "\n" + h("if-none-match") + "\n" +
+                        h("if-unmodified-since") + "\n" + h("range") + "\n";
+        for (auto const& [k, v] : headers)
+            if (k.starts_with("x-ms-")) s += k + ":" + v + "\n";
+        s += "/" + std::string(account) + std::string(path);
+        std::map<std::string, std::vector<std::string>> q;
+        for (auto const& [k, v] : query) {
+            std::string lk = k;
+            std::transform(lk.begin(), lk.end(), lk.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+            q[lk].push_back(v);
+        }
+        for (auto& [k, vs] : q) {
+            std::sort(vs.begin(), vs.end());
+            s += "\n" + k + ":";
+            for (std::size_t i = 0; i < vs.size(); ++i) s += (i ? "," : "") + vs[i];
+        }
+        return s;
+    }
+
+private:
+    azure() = default;
+
+    std::string key_prefix() const { return opt_->prefix.empty() ? "" : opt_->prefix + "/"; }
+    std::string container_path() const { return base_path_ + "/" + net::sigv4::uri_encode(opt_->container, false); }
+    std::string blob_path(handle const& h) const {
+        std::string key = key_prefix();
+        if (h.type == file_type::config) key += "config";
+        else if (h.type == file_type::pack) key += "data/" + h.name.substr(0, 2) + "/" + h.name;
+        else key += std::string(dir_name(h.type)) + "/" + h.name;
+        return container_path() + "/" + net::sigv4::uri_encode(key, true);
+    }
+
+    // Azure's error document: <Error><Code>…</Code><Message>…</Message></Error>; HEAD has only x-ms-error-code.
+    error fail(net::http_response const& r, std::string const& what) const {
+        std::string detail = r.header("x-ms-error-code");
+        try {
+            boost::property_tree::ptree tree;
+            std::istringstream in(r.body_text());
+            boost::property_tree::read_xml(in, tree);
+            if (auto c = tree.get<std::string>("Error.Code", ""); !c.empty()) detail = c;
+            if (auto m = tree.get<std::string>("Error.Message", ""); !m.empty()) detail += ": " + m.substr(0, m.find('\n'));
+        } catch (std::exception const&) {
+        }
+        auto e = net::status_error(r.status, location_ + ": " + what, detail);
+        if (r.status == 403 && detail.starts_with("AuthenticationFailed")) e = make_error(errc::unauthorized, e.message);
+        return e;
+    }
+
+    result<net::http_response> send(net::http::verb v, std::string const& path, std::vector<std::pair<std::string, std::string>> const& query,
+                                    net::header_list extra, byte_span body) {
+        char date[64];
+        std::time_t const now = std::time(nullptr);
+        std::tm tm{};
+        ::gmtime_r(&now, &tm);
+        std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        std::map<std::string, std::string> signed_headers{{"x-ms-date", date}, {"x-ms-version", api_version}};
+        if (v == net::http::verb::put || v == net::http::verb::post) signed_headers["content-length"] = std::to_string(body.size());
+        for (auto const& [k, val] : extra) {
+            std::string lk = k;
+            std::transform(lk.begin(), lk.end(), lk.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+            signed_headers[lk] = val;
+        }
+        // The canonicalized path is the request path as sent (still percent-encoded, as Azure compares it).
+        auto const sts = string_to_sign(net::http::to_string(v), signed_headers, opt_->account, path, query);
+        auto const mac = net::sigv4::hmac(*key_, sts);
+        net::header_list hs;
+        for (auto const& [k, val] : signed_headers)
+            if (k != "content-length") hs.emplace_back(k, val);
+        hs.emplace_back("Authorization", "SharedKey " + opt_->account + ":" + to_base64(mac));
+        std::string target = path;
+        if (!query.empty()) target += "?" + net::sigv4::canonical_query(query);
+        auto r = client_->send(v, target, hs, body);
+        if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
+        return r;
+    }
+
+    std::shared_ptr<net::http_client> client_;
+    std::shared_ptr<azure_options const> opt_;
+    std::shared_ptr<bytes const> key_;
+    std::string base_path_, location_;
+};
+
+static_assert(stash::backend<azure>);
+
+}  // namespace stash::policies::backend

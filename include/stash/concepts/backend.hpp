@@ -55,7 +55,8 @@ using list_fn = std::function<void(std::string_view name, std::uint64_t size)>;
 
     All operations MUST be safe to call from several threads at once.
 
-    Models: `policies::backend::local`, `policies::backend::memory`.
+    Models: `policies::backend::local`, `memory`, `rest`, `s3`, `azure`; decorators `retry<B>` and
+    `fault<B>`; `any` (type-erased).
 */
 template <class B>
 concept backend = requires(B& b, handle const& h, file_type t, byte_span data, bytes& out, std::uint64_t n, list_fn fn) {

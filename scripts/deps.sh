@@ -9,7 +9,7 @@ need_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 BUILD_PACKAGES=(g++ cmake ninja-build pkg-config ccache libboost1.81-dev libssl-dev libzstd-dev libcli11-dev libyaml-cpp-dev)
-TEST_PACKAGES=(catch2 libbenchmark-dev restic jq attr util-linux curl openssl bc rclone)
+TEST_PACKAGES=(catch2 libbenchmark-dev restic jq attr util-linux curl openssl bc rclone python3)
 
 # npm packages for the backend tests (servers started by the tests on 127.0.0.1), installed into
 # .tools/npm of the checkout: s3rver (S3) and azurite (Azure Blob). Usage: need_npm_tools

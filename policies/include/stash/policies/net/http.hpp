@@ -202,6 +202,7 @@ private:
             c->lowest().async_connect(endpoints, [done](beast::error_code e, auto const&) mutable { done(e); });
         });
         if (ec) return make_error(ec == beast::error::timeout ? errc::timeout : errc::io, "cannot connect: " + ec.message());
+        c->lowest().socket().set_option(asio::ip::tcp::no_delay(true), ec);  // request/response: no Nagle delays
         if (origin_.tls) {
             SSL_set_tlsext_host_name(c->secure->native_handle(), origin_.host.c_str());
             if (!opt_.insecure_tls) {

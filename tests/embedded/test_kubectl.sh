@@ -54,7 +54,8 @@ done
 pass "get -o json returns what was applied plus uid, resourceVersion, creationTimestamp, generation"
 
 [ "$(k -n demo get backupconfigurations --no-headers | wc -l)" = 3 ] || fail "get backupconfigurations should list 3"
-k -n demo get backupconfigurations | head -1 | grep -q 'TASK.*SCHEDULE.*PAUSED.*PHASE.*AGE' || fail "printer columns missing"
+header=$(k -n demo get backupconfigurations | sed -n 1p)  # no early-closing pipe: with pipefail, SIGPIPE would fail it
+grep -q 'TASK.*SCHEDULE.*PAUSED.*PHASE.*AGE' <<<"$header" || fail "printer columns missing: $header"
 pass "get backupconfigurations lists 3 with the CRD's printer columns"
 
 # label, annotate, three kinds of patch.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stash/concepts/backend.hpp>
+#include <stash/policies/backend/detail/object_store.hpp>
 #include <stash/core/hex.hpp>
 #include <stash/policies/net/http.hpp>
 #include <stash/policies/net/sigv4.hpp>
@@ -10,6 +11,7 @@
 #include <boost/property_tree/xml_parser.hpp>
 
 #include <ctime>
+#include <tuple>
 #include <map>
 #include <sstream>
 
@@ -49,8 +51,7 @@ public:
         if (!key) return make_error(errc::invalid_argument, "azure: AZURE_ACCOUNT_KEY is not base64");
         if (opt.endpoint.empty()) opt.endpoint = "https://" + opt.account + ".blob." + opt.endpoint_suffix;
         while (opt.endpoint.ends_with('/')) opt.endpoint.pop_back();
-        while (opt.prefix.starts_with('/')) opt.prefix.erase(0, 1);
-        while (opt.prefix.ends_with('/')) opt.prefix.pop_back();
+        opt.prefix = detail::clean_prefix(std::move(opt.prefix));
         auto o = net::origin::parse(opt.endpoint);
         if (!o) return std::move(o).error();
         auto c = net::http_client::make(*o, opt.http);
@@ -68,18 +69,14 @@ public:
 
     /// Parses restic's `azure:container:/prefix` (credentials and endpoint from the environment).
     static result<azure_options> parse(std::string_view repo) {
-        if (!repo.starts_with("azure:")) return make_error(errc::invalid_argument, "\"" + std::string(repo) + "\" is not an azure: repository");
-        std::string rest(repo.substr(6));
-        auto const colon = rest.find(':');
-        if (colon == std::string::npos || colon == 0) return make_error(errc::invalid_argument, "repository \"" + std::string(repo) + "\": expected azure:<container>:/<prefix>");
+        auto where = detail::split_container(repo, "azure", "container");
+        if (!where) return std::move(where).error();
         azure_options o;
-        o.container = rest.substr(0, colon);
-        o.prefix = rest.substr(colon + 1);
-        auto env = [](char const* k) { char const* v = std::getenv(k); return std::string(v ? v : ""); };
-        o.account = env("AZURE_ACCOUNT_NAME");
-        o.key = env("AZURE_ACCOUNT_KEY");
-        o.endpoint = env("AZURE_ENDPOINT");
-        if (auto s = env("AZURE_ENDPOINT_SUFFIX"); !s.empty()) o.endpoint_suffix = s;
+        std::tie(o.container, o.prefix) = std::move(*where);
+        o.account = detail::env("AZURE_ACCOUNT_NAME");
+        o.key = detail::env("AZURE_ACCOUNT_KEY");
+        o.endpoint = detail::env("AZURE_ENDPOINT");
+        if (auto s = detail::env("AZURE_ENDPOINT_SUFFIX"); !s.empty()) o.endpoint_suffix = s;
         return o;
     }
 
@@ -89,9 +86,7 @@ public:
         auto r = send(net::http::verb::put, container_path(), {{"restype", "container"}}, {}, {});
         if (!r) return std::move(r).error();
         if (r->status != 201 && r->status != 409) return fail(*r, "create container " + opt_->container);
-        if (auto s = stat({file_type::config, ""}); s) return make_error(errc::already_exists, "repository " + location_ + " already exists (config file found)");
-        else if (!s.error().is(errc::not_found)) return std::move(s).error();
-        return {};
+        return detail::must_be_new(*this, location_);
     }
 
     result<void> put(handle const& h, byte_span data) {
@@ -102,17 +97,12 @@ public:
     }
 
     result<void> get(handle const& h, std::uint64_t off, std::uint64_t len, bytes& out) {
+        auto const range = detail::byte_range(off, len);
         net::header_list hs;
-        std::string range;
-        if (off || len) hs.emplace_back("x-ms-range", range = "bytes=" + std::to_string(off) + "-" + (len ? std::to_string(off + len - 1) : ""));
+        if (!range.empty()) hs.emplace_back("x-ms-range", range);
         auto r = send(net::http::verb::get, blob_path(h), {}, hs, {});
         if (!r) return std::move(r).error();
-        if (r->status == 416) return make_error(errc::corrupt, location_ + ": " + h.str() + ": shorter than asked (" + range + ")");
-        if (r->status != 200 && r->status != 206) return fail(*r, "load " + h.str());
-        out = std::move(r->body);
-        if (len && out.size() != len)
-            return make_error(errc::corrupt, location_ + ": " + h.str() + ": shorter than asked (" + range + ", got " + std::to_string(out.size()) + " bytes)");
-        return {};
+        return detail::take_range(*r, location_, h, range, len, out, [this](net::http_response const& x, std::string const& w) { return fail(x, w); });
     }
 
     result<std::uint64_t> stat(handle const& h) {
@@ -125,7 +115,7 @@ public:
     }
 
     result<void> list(file_type t, list_fn const& fn) {
-        std::string const dir = key_prefix() + dir_name(t) + "/";
+        std::string const dir = detail::list_prefix(opt_->prefix, t);
         std::string marker;
         for (;;) {
             std::vector<std::pair<std::string, std::string>> q{{"restype", "container"}, {"comp", "list"}, {"prefix", dir}, {"maxresults", std::to_string(opt_->list_page)}};
@@ -143,10 +133,7 @@ public:
             auto const& res = tree.get_child("EnumerationResults", {});
             for (auto const& [tag, blob] : res.get_child("Blobs", {})) {
                 if (tag != "Blob") continue;
-                auto const key = blob.get<std::string>("Name", "");
-                auto const name = key.substr(key.rfind('/') + 1);
-                if (name.size() == 64 && std::all_of(name.begin(), name.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
-                    fn(name, blob.get<std::uint64_t>("Properties.Content-Length", 0));
+                detail::report_listed(blob.get<std::string>("Name", ""), blob.get<std::uint64_t>("Properties.Content-Length", 0), fn);
             }
             marker = res.get<std::string>("NextMarker", "");
             if (marker.empty()) return {};
@@ -194,14 +181,9 @@ public:
 private:
     azure() = default;
 
-    std::string key_prefix() const { return opt_->prefix.empty() ? "" : opt_->prefix + "/"; }
     std::string container_path() const { return base_path_ + "/" + net::sigv4::uri_encode(opt_->container, false); }
     std::string blob_path(handle const& h) const {
-        std::string key = key_prefix();
-        if (h.type == file_type::config) key += "config";
-        else if (h.type == file_type::pack) key += "data/" + h.name.substr(0, 2) + "/" + h.name;
-        else key += std::string(dir_name(h.type)) + "/" + h.name;
-        return container_path() + "/" + net::sigv4::uri_encode(key, true);
+        return container_path() + "/" + net::sigv4::uri_encode(detail::object_key(opt_->prefix, h), true);
     }
 
     // Azure's error document: <Error><Code>…</Code><Message>…</Message></Error>; HEAD has only x-ms-error-code.

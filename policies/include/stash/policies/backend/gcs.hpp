@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stash/concepts/backend.hpp>
+#include <stash/policies/backend/detail/object_store.hpp>
 #include <stash/core/hex.hpp>
 #include <stash/policies/net/http.hpp>
 #include <stash/policies/net/sigv4.hpp>
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <fstream>
 #include <mutex>
+#include <tuple>
 
 namespace stash::policies::backend {
 
@@ -146,8 +148,7 @@ class gcs {
 public:
     static result<gcs> open(gcs_options opt) {
         if (opt.bucket.empty()) return make_error(errc::invalid_argument, "gcs: no bucket given");
-        while (opt.prefix.starts_with('/')) opt.prefix.erase(0, 1);
-        while (opt.prefix.ends_with('/')) opt.prefix.pop_back();
+        opt.prefix = detail::clean_prefix(std::move(opt.prefix));
         auto tokens = gcs_token_source::make(opt.service_account_json, opt.http);
         if (!tokens) return std::move(tokens).error();
         while (opt.endpoint.ends_with('/')) opt.endpoint.pop_back();
@@ -165,14 +166,11 @@ public:
 
     /// Parses restic's `gs:bucket:/prefix` (credentials from the environment).
     static result<gcs_options> parse(std::string_view repo) {
-        if (!repo.starts_with("gs:")) return make_error(errc::invalid_argument, "\"" + std::string(repo) + "\" is not a gs: repository");
-        std::string rest(repo.substr(3));
-        auto const colon = rest.find(':');
-        if (colon == std::string::npos || colon == 0) return make_error(errc::invalid_argument, "repository \"" + std::string(repo) + "\": expected gs:<bucket>:/<prefix>");
+        auto where = detail::split_container(repo, "gs", "bucket");
+        if (!where) return std::move(where).error();
         gcs_options o;
-        o.bucket = rest.substr(0, colon);
-        o.prefix = rest.substr(colon + 1);
-        auto env = [](char const* k) { char const* v = std::getenv(k); return std::string(v ? v : ""); };
+        std::tie(o.bucket, o.prefix) = std::move(*where);
+        auto const& env = detail::env;
         o.project_id = env("GOOGLE_PROJECT_ID");
         o.service_account_json = env("GOOGLE_SERVICE_ACCOUNT_JSON_KEY");
         if (o.service_account_json.empty()) {
@@ -200,9 +198,7 @@ public:
         } else if (b->status != 200) {
             return fail(*b, "bucket " + opt_->bucket);
         }
-        if (auto s = stat({file_type::config, ""}); s) return make_error(errc::already_exists, "repository " + location_ + " already exists (config file found)");
-        else if (!s.error().is(errc::not_found)) return std::move(s).error();
-        return {};
+        return detail::must_be_new(*this, location_);
     }
 
     result<void> put(handle const& h, byte_span data) {
@@ -214,17 +210,12 @@ public:
     }
 
     result<void> get(handle const& h, std::uint64_t off, std::uint64_t len, bytes& out) {
+        auto const range = detail::byte_range(off, len);
         net::header_list hs;
-        std::string range;
-        if (off || len) hs.emplace_back("Range", range = "bytes=" + std::to_string(off) + "-" + (len ? std::to_string(off + len - 1) : ""));
+        if (!range.empty()) hs.emplace_back("Range", range);
         auto r = send(net::http::verb::get, object_path(h) + "?alt=media", hs, {});
         if (!r) return std::move(r).error();
-        if (r->status == 416) return make_error(errc::corrupt, location_ + ": " + h.str() + ": shorter than asked (" + range + ")");
-        if (r->status != 200 && r->status != 206) return fail(*r, "load " + h.str());
-        out = std::move(r->body);
-        if (len && out.size() != len)
-            return make_error(errc::corrupt, location_ + ": " + h.str() + ": shorter than asked (" + range + ", got " + std::to_string(out.size()) + " bytes)");
-        return {};
+        return detail::take_range(*r, location_, h, range, len, out, [this](net::http_response const& x, std::string const& w) { return fail(x, w); });
     }
 
     result<std::uint64_t> stat(handle const& h) {
@@ -239,7 +230,7 @@ public:
     }
 
     result<void> list(file_type t, list_fn const& fn) {
-        std::string const dir = key_prefix() + dir_name(t) + "/";
+        std::string const dir = detail::list_prefix(opt_->prefix, t);
         std::string token;
         for (;;) {
             std::string target = "/storage/v1/b/" + esc(opt_->bucket) + "/o?prefix=" + esc(dir) + "&maxResults=" + std::to_string(opt_->list_page) +
@@ -257,10 +248,7 @@ public:
                     auto const* n = it.get_object().if_contains("name");
                     auto const* s = it.get_object().if_contains("size");
                     if (!n || !n->is_string()) continue;
-                    std::string const full(n->get_string());
-                    auto const name = full.substr(full.rfind('/') + 1);
-                    if (name.size() == 64 && std::all_of(name.begin(), name.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
-                        fn(name, s && s->is_string() ? std::stoull(std::string(s->get_string())) : 0);
+                    detail::report_listed(n->get_string(), s && s->is_string() ? std::stoull(std::string(s->get_string())) : 0, fn);
                 }
             auto const* next = v.get_object().if_contains("nextPageToken");
             if (!next || !next->is_string() || next->get_string().empty()) return {};
@@ -279,12 +267,7 @@ private:
     gcs() = default;
 
     static std::string esc(std::string_view s) { return net::sigv4::uri_encode(s, false); }
-    std::string key_prefix() const { return opt_->prefix.empty() ? "" : opt_->prefix + "/"; }
-    std::string key(handle const& h) const {
-        if (h.type == file_type::config) return key_prefix() + "config";
-        if (h.type == file_type::pack) return key_prefix() + "data/" + h.name.substr(0, 2) + "/" + h.name;
-        return key_prefix() + dir_name(h.type) + "/" + h.name;
-    }
+    std::string key(handle const& h) const { return detail::object_key(opt_->prefix, h); }
     std::string object_path(handle const& h) const { return "/storage/v1/b/" + esc(opt_->bucket) + "/o/" + esc(key(h)); }
 
     // Google's JSON error: {"error":{"code":…,"message":…}}.

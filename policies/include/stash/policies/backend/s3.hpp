@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stash/concepts/backend.hpp>
+#include <stash/policies/backend/detail/object_store.hpp>
 #include <stash/core/time.hpp>
 #include <stash/policies/net/http.hpp>
 #include <stash/policies/net/sigv4.hpp>
@@ -45,8 +46,7 @@ public:
         auto o = net::origin::parse(opt.endpoint);
         if (!o) return std::move(o).error();
         if (opt.bucket.empty()) return make_error(errc::invalid_argument, "s3: no bucket given");
-        while (!opt.prefix.empty() && opt.prefix.back() == '/') opt.prefix.pop_back();
-        while (!opt.prefix.empty() && opt.prefix.front() == '/') opt.prefix.erase(0, 1);
+        opt.prefix = detail::clean_prefix(std::move(opt.prefix));
         bool const dns = opt.bucket_lookup == s3_options::lookup::dns ||
                          (opt.bucket_lookup == s3_options::lookup::automatic && o->host.ends_with("amazonaws.com") && opt.bucket.find('.') == std::string::npos);
         if (dns) o->host = opt.bucket + "." + o->host;
@@ -76,9 +76,8 @@ public:
         auto const b = path.find('/');
         o.bucket = path.substr(0, b);
         o.prefix = b == std::string::npos ? "" : path.substr(b + 1);
-        auto env = [](char const* k) { char const* v = std::getenv(k); return std::string(v ? v : ""); };
-        o.credentials = {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN")};
-        if (auto r = env("AWS_DEFAULT_REGION"); !r.empty()) o.region = r;
+        o.credentials = {detail::env("AWS_ACCESS_KEY_ID"), detail::env("AWS_SECRET_ACCESS_KEY"), detail::env("AWS_SESSION_TOKEN")};
+        if (auto r = detail::env("AWS_DEFAULT_REGION"); !r.empty()) o.region = r;
         if (o.credentials.access_key_id.empty() != o.credentials.secret_access_key.empty())
             return make_error(errc::invalid_argument, "s3: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together");
         return o;
@@ -100,9 +99,7 @@ public:
         } else if (head->status != 200) {
             return fail(*head, "bucket " + opt_->bucket);
         }
-        if (auto s = stat({file_type::config, ""}); s) return make_error(errc::already_exists, "repository " + location_ + " already exists (config file found)");
-        else if (!s.error().is(errc::not_found)) return std::move(s).error();
-        return {};
+        return detail::must_be_new(*this, location_);
     }
 
     result<void> put(handle const& h, byte_span data) {
@@ -113,17 +110,12 @@ public:
     }
 
     result<void> get(handle const& h, std::uint64_t off, std::uint64_t len, bytes& out) {
+        auto const range = detail::byte_range(off, len);
         net::header_list hs;
-        std::string range;
-        if (off || len) hs.emplace_back("Range", range = "bytes=" + std::to_string(off) + "-" + (len ? std::to_string(off + len - 1) : ""));
+        if (!range.empty()) hs.emplace_back("Range", range);
         auto r = send(net::http::verb::get, object_path(h), hs, {});
         if (!r) return std::move(r).error();
-        if (r->status == 416) return make_error(errc::corrupt, location_ + ": " + h.str() + ": shorter than asked (" + range + ")");
-        if (r->status != 200 && r->status != 206) return fail(*r, "load " + h.str());
-        out = std::move(r->body);
-        if (len && out.size() != len)
-            return make_error(errc::corrupt, location_ + ": " + h.str() + ": shorter than asked (" + range + ", got " + std::to_string(out.size()) + " bytes)");
-        return {};
+        return detail::take_range(*r, location_, h, range, len, out, [this](net::http_response const& x, std::string const& w) { return fail(x, w); });
     }
 
     result<std::uint64_t> stat(handle const& h) {
@@ -137,7 +129,7 @@ public:
 
     /// ListObjectsV2 under `<prefix>/<type dir>/`, all pages (continuation tokens).
     result<void> list(file_type t, list_fn const& fn) {
-        std::string const dir = key_prefix() + dir_name(t) + "/";
+        std::string const dir = detail::list_prefix(opt_->prefix, t);
         std::string token;
         for (;;) {
             std::vector<std::pair<std::string, std::string>> q{{"list-type", "2"}, {"prefix", dir}, {"max-keys", std::to_string(opt_->list_page)}};
@@ -155,10 +147,7 @@ public:
             auto const& res = tree.get_child("ListBucketResult", {});
             for (auto const& [tag, item] : res) {
                 if (tag != "Contents") continue;
-                auto const key = item.get<std::string>("Key", "");
-                auto const name = key.substr(key.rfind('/') + 1);
-                if (name.size() == 64 && std::all_of(name.begin(), name.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); }))
-                    fn(name, item.get<std::uint64_t>("Size", 0));
+                detail::report_listed(item.get<std::string>("Key", ""), item.get<std::uint64_t>("Size", 0), fn);
             }
             if (res.get<std::string>("IsTruncated", "false") != "true") return {};
             token = res.get<std::string>("NextContinuationToken", "");
@@ -179,14 +168,9 @@ public:
 private:
     s3() = default;
 
-    std::string key_prefix() const { return opt_->prefix.empty() ? "" : opt_->prefix + "/"; }
     std::string bucket_path() const { return dns_ ? "/" : "/" + net::sigv4::uri_encode(opt_->bucket, false); }
     std::string object_path(handle const& h) const {
-        std::string key = key_prefix();
-        if (h.type == file_type::config) key += "config";
-        else if (h.type == file_type::pack) key += "data/" + h.name.substr(0, 2) + "/" + h.name;
-        else key += std::string(dir_name(h.type)) + "/" + h.name;
-        return (dns_ ? "" : bucket_path()) + "/" + net::sigv4::uri_encode(key, true);
+        return (dns_ ? "" : bucket_path()) + "/" + net::sigv4::uri_encode(detail::object_key(opt_->prefix, h), true);
     }
 
     // S3's error document: <Error><Code>…</Code><Message>…</Message></Error>.

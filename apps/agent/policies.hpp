@@ -9,6 +9,7 @@
 #include <stash/policies/backend/rest.hpp>
 #include <stash/policies/backend/retry.hpp>
 #include <stash/policies/backend/s3.hpp>
+#include <stash/policies/backend/swift.hpp>
 #include <stash/policies/chunk/fastcdc.hpp>
 #include <stash/policies/chunk/rabin.hpp>
 #include <stash/policies/compress/zstd.hpp>
@@ -134,7 +135,7 @@ inline unsigned positive(std::map<std::string, std::string> const& kv, std::stri
 }  // namespace detail
 
 /** Opens the backend named by a repository string, as restic writes them: a path or `local:PATH`,
-    `rest:http[s]://[user:pass@]host:port/path`, `s3:[http[s]://]host[:port]/bucket[/prefix]`, `azure:container:/prefix`, `gs:bucket:/prefix`. */
+    `rest:http[s]://[user:pass@]host:port/path`, `s3:[http[s]://]host[:port]/bucket[/prefix]`, `azure:container:/prefix`, `gs:bucket:/prefix`, `swift:container:/prefix`. */
 inline result<stock_backend> backend_for(std::string const& repo, backend_settings const& settings = {}) {
     if (repo.empty()) return make_error(errc::invalid_argument, "no repository given: use -r/--repo or RESTIC_REPOSITORY");
     if (repo.starts_with("rest:")) {
@@ -183,12 +184,23 @@ inline result<stock_backend> backend_for(std::string const& repo, backend_settin
         if (!b) return std::move(b).error();
         return detail::decorate(std::move(*b));
     }
+    if (repo.starts_with("swift:")) {
+        auto o = policies::backend::swift::parse(repo);
+        if (!o) return std::move(o).error();
+        auto p = detail::parse_options(settings, "swift", {"list-limit"});
+        if (!p) return std::move(p).error();
+        o->http = p->http;
+        o->list_page = detail::positive(p->kv, "list-limit", o->list_page);
+        auto b = policies::backend::swift::open(std::move(*o));
+        if (!b) return std::move(b).error();
+        return detail::decorate(std::move(*b));
+    }
     std::string path = repo;
     if (path.starts_with("local:")) path = path.substr(6);
     auto colon = path.find(':');
     if (colon != std::string::npos && path.find('/') > colon)
         return make_error(errc::unsupported, "repository \"" + repo + "\": backend \"" + path.substr(0, colon) +
-                                                 "\" is not supported by this build (local paths, rest:, s3:, azure:, gs:)");
+                                                 "\" is not supported by this build (local paths, rest:, s3:, azure:, gs:, swift:)");
     auto faults = detail::test_faults();
     if (!faults) return std::move(faults).error();
     if (*faults) return detail::decorate(policies::backend::local(path));

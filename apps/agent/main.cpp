@@ -727,13 +727,13 @@ int main(int argc, char** argv) {
     app.fallthrough();  // global flags may follow the command, as with restic
     app.set_version_flag("--version", "stash 0.1.0 (restic repository format v1/v2)");
     globals g;
-    app.add_option("-r,--repo", g.repo, "repository (a path, local:PATH, rest:URL, s3:HOST/BUCKET[/PREFIX], azure:CONTAINER:/PREFIX, gs:BUCKET:/PREFIX, swift:CONTAINER:/PREFIX); default $RESTIC_REPOSITORY");
+    app.add_option("-r,--repo", g.repo, "repository (a path, local:PATH, rest:URL, s3:HOST/BUCKET[/PREFIX], azure:CONTAINER:/PREFIX, gs:BUCKET:/PREFIX, swift:CONTAINER:/PREFIX, b2:BUCKET:/PREFIX); default $RESTIC_REPOSITORY");
     app.add_option("-p,--password-file", g.password_file, "read the password from a file; default $RESTIC_PASSWORD_FILE");
     app.add_flag("--json", g.json, "machine-readable output");
     app.add_flag("-q,--quiet", g.quiet, "print only errors");
     app.add_flag("--no-lock", g.no_lock, "do not lock the repository");
     app.add_option("-o,--option", g.backend.options, "backend option KEY=VALUE (s3.region, s3.bucket-lookup, s3.list-max-keys, "
-                                                     "azure.list-max-results, gs.list-max-results, swift.list-limit, <backend>.connections); repeatable");
+                                                     "azure.list-max-results, gs.list-max-results, swift.list-limit, b2.list-max-file-count, <backend>.connections); repeatable");
     app.add_option_function<std::string>("--cacert", [&g](std::string const& f) {
         std::ifstream in(f, std::ios::binary);
         if (!in) throw CLI::ValidationError("--cacert", "cannot read " + f);

@@ -3,6 +3,7 @@
 
 #include <stash/policies/backend/any.hpp>
 #include <stash/policies/backend/azure.hpp>
+#include <stash/policies/backend/b2.hpp>
 #include <stash/policies/backend/fault.hpp>
 #include <stash/policies/backend/gcs.hpp>
 #include <stash/policies/backend/local.hpp>
@@ -135,7 +136,7 @@ inline unsigned positive(std::map<std::string, std::string> const& kv, std::stri
 }  // namespace detail
 
 /** Opens the backend named by a repository string, as restic writes them: a path or `local:PATH`,
-    `rest:http[s]://[user:pass@]host:port/path`, `s3:[http[s]://]host[:port]/bucket[/prefix]`, `azure:container:/prefix`, `gs:bucket:/prefix`, `swift:container:/prefix`. */
+    `rest:http[s]://[user:pass@]host:port/path`, `s3:[http[s]://]host[:port]/bucket[/prefix]`, `azure:container:/prefix`, `gs:bucket:/prefix`, `swift:container:/prefix`, `b2:bucket:/prefix`. */
 inline result<stock_backend> backend_for(std::string const& repo, backend_settings const& settings = {}) {
     if (repo.empty()) return make_error(errc::invalid_argument, "no repository given: use -r/--repo or RESTIC_REPOSITORY");
     if (repo.starts_with("rest:")) {
@@ -195,12 +196,23 @@ inline result<stock_backend> backend_for(std::string const& repo, backend_settin
         if (!b) return std::move(b).error();
         return detail::decorate(std::move(*b));
     }
+    if (repo.starts_with("b2:")) {
+        auto o = policies::backend::b2::parse(repo);
+        if (!o) return std::move(o).error();
+        auto p = detail::parse_options(settings, "b2", {"list-max-file-count"});
+        if (!p) return std::move(p).error();
+        o->http = p->http;
+        o->list_page = detail::positive(p->kv, "list-max-file-count", o->list_page);
+        auto b = policies::backend::b2::open(std::move(*o));
+        if (!b) return std::move(b).error();
+        return detail::decorate(std::move(*b));
+    }
     std::string path = repo;
     if (path.starts_with("local:")) path = path.substr(6);
     auto colon = path.find(':');
     if (colon != std::string::npos && path.find('/') > colon)
         return make_error(errc::unsupported, "repository \"" + repo + "\": backend \"" + path.substr(0, colon) +
-                                                 "\" is not supported by this build (local paths, rest:, s3:, azure:, gs:, swift:)");
+                                                 "\" is not supported by this build (local paths, rest:, s3:, azure:, gs:, swift:, b2:)");
     auto faults = detail::test_faults();
     if (!faults) return std::move(faults).error();
     if (*faults) return detail::decorate(policies::backend::local(path));

@@ -1,5 +1,6 @@
 // The Kubernetes API layer: YAML as kubectl reads it, the reflection codec, admission of Stash's
 // objects (defaults, enums, required fields, cross-field rules) and the generated CRD schemas.
+#include <stash/kube/api/repository_env.hpp>
 #include <stash/kube/api/validation.hpp>
 #include <stash/kube/document.hpp>
 #include <stash/kube/schema.hpp>
@@ -300,4 +301,46 @@ spec:
     cron.pod_spec()->emplace("restartPolicy", "Never");
     CHECK(cron.json().at("spec").at("jobTemplate").at("spec").at("template").at("spec").at("restartPolicy") == json::value("Never"));
     CHECK_FALSE(document(json::parse(R"({"kind":"Secret"})")).pod_spec());
+}
+
+TEST_CASE("a Repository's backend and Secret become the agent's repository string, environment and options", "[kube][backend]") {
+    using namespace stash::kube::stash_v1alpha1;
+    std::map<std::string, std::string> secret{{"RESTIC_PASSWORD", "pw"}, {"AWS_ACCESS_KEY_ID", "AK"}, {"AWS_SECRET_ACCESS_KEY", "SK"},
+                                              {"CA_CERT_DATA", "-----BEGIN CERTIFICATE-----"}, {"UNRELATED", "x"}};
+    backend_spec b;
+    b.storageSecretName = "s3-secret";
+    b.s3 = s3_spec{"https://minio.local:9000/", "stash-backup", "/demo/app", "eu-west-1", true};
+    auto e = kube::api::make_repository_env(b, secret, "demo/s3-repo");
+    REQUIRE(e);
+    CHECK(e->repository == "s3:https://minio.local:9000/stash-backup/demo/app");
+    CHECK(e->env.at("AWS_DEFAULT_REGION") == "eu-west-1");
+    CHECK(e->env.at("AWS_ACCESS_KEY_ID") == "AK");
+    CHECK(e->env.at("RESTIC_PASSWORD") == "pw");
+    CHECK(!e->env.count("UNRELATED"));
+    CHECK(e->args == std::vector<std::string>{"--insecure-tls"});
+    CHECK(e->ca_cert.starts_with("-----BEGIN"));
+
+    backend_spec g;
+    g.gcs = gcs_spec{"bkt", "x/y", 5};
+    auto ge = kube::api::make_repository_env(g, {{"RESTIC_PASSWORD", "pw"}, {"GOOGLE_PROJECT_ID", "p"}}, "demo/gcs");
+    REQUIRE(ge);
+    CHECK(ge->repository == "gs:bkt:/x/y");
+    CHECK(ge->args == std::vector<std::string>{"--option=gs.connections=5"});
+
+    backend_spec r;
+    r.storageSecretName = "rest-secret";
+    r.rest = rest_spec{"http://rest.local:8000/repo"};
+    auto re = kube::api::make_repository_env(r, {{"RESTIC_PASSWORD", "pw"}, {"REST_SERVER_USERNAME", "ann"}, {"REST_SERVER_PASSWORD", "p@ss:1"}}, "demo/rest");
+    REQUIRE(re);
+    CHECK(re->repository == "rest:http://ann:p%40ss%3A1@rest.local:8000/repo");
+
+    backend_spec b2b;
+    b2b.storageSecretName = "b2-secret";
+    b2b.b2 = b2_spec{"bkt", "p", {}};
+    auto missing = kube::api::make_repository_env(b2b, {{"RESTIC_PASSWORD", "pw"}}, "demo/b2");
+    REQUIRE(!missing);
+    CHECK(missing.error().what() == "Repository demo/b2: Secret b2-secret: key B2_ACCOUNT_ID is required for b2");
+    CHECK(kube::api::make_repository_env(b2b, {}, "demo/b2").error().what() == "Repository demo/b2: Secret b2-secret: key RESTIC_PASSWORD is required");
+    backend_spec none;
+    CHECK(kube::api::make_repository_env(none, secret, "demo/x").error().what().find("exactly one of") != std::string::npos);
 }

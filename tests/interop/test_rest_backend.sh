@@ -16,7 +16,7 @@ serve() {
   timeout 600 rclone serve restic "$dir" --addr 127.0.0.1:0 "$@" > "$log" 2>&1 &
   pids+=($!)
   for _ in $(seq 1 100); do grep -q 'Serving restic REST API on' "$log" && break; sleep 0.05; done
-  URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$log" | head -1)
+  URL=$(grep -o 'https\?://127.0.0.1:[0-9]*' "$log" | head -1)
   [ -n "$URL" ] || fail "rclone did not start: $(cat "$log")"
 }
 
@@ -48,6 +48,21 @@ if "$STASH" -r "rest:http://alice:wrong@$hostport/repo" snapshots > /dev/null 2>
 grep -q "rest:http://$hostport/repo.*401 (authentication failed" "$WORK/auth.err" || fail "unclear authentication error: $(cat "$WORK/auth.err")"
 grep -q s3cret "$WORK/auth.err" && fail "the password leaked into the message"
 pass "basic auth; a wrong password: $(head -1 "$WORK/auth.err")"
+
+# TLS: a self-signed certificate is refused with a clear message, trusted with --cacert, or not
+# checked with --insecure-tls; the name checked is the host of the URL (here an IP address).
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=stash-test -addext subjectAltName=IP:127.0.0.1 \
+  -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2> /dev/null
+serve "$WORK/tls" --cert "$WORK/tls.crt" --key "$WORK/tls.key"
+T="rest:$URL/repo"
+[[ $T == rest:https://* ]] || fail "rclone did not serve HTTPS: $T"
+if "$STASH" -r "$T" init > /dev/null 2> "$WORK/tls.err"; then fail "an untrusted certificate was accepted"; fi
+grep -q "TLS handshake failed: .*certificate verify failed" "$WORK/tls.err" || fail "unclear TLS error: $(cat "$WORK/tls.err")"
+"$STASH" -r "$T" --cacert "$WORK/tls.crt" init > /dev/null || fail "init with --cacert"
+"$STASH" -r "$T" --cacert "$WORK/tls.crt" backup -q "$SRC/linux/netfilter" > /dev/null || fail "backup over TLS"
+"$STASH" -r "$T" --insecure-tls snapshots > /dev/null || fail "--insecure-tls"
+"$RESTIC" -r "$T" --cacert "$WORK/tls.crt" check --read-data > /dev/null 2>&1 || fail "restic check over TLS"
+pass "TLS: untrusted certificate refused ($(head -1 "$WORK/tls.err" | cut -c1-110)…); --cacert and --insecure-tls work; restic checks it"
 
 # 20% transient faults (before or after the server acts) with up to 3 ms latency, under the retry decorator.
 export STASH_TEST_FAULTS=rate=0.2,latency=3,seed=11,retry=5

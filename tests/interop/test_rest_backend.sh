@@ -58,6 +58,7 @@ T="rest:$URL/repo"
 [[ $T == rest:https://* ]] || fail "rclone did not serve HTTPS: $T"
 if "$STASH" -r "$T" init > /dev/null 2> "$WORK/tls.err"; then fail "an untrusted certificate was accepted"; fi
 grep -q "TLS handshake failed: .*certificate verify failed" "$WORK/tls.err" || fail "unclear TLS error: $(cat "$WORK/tls.err")"
+grep -q retrying "$WORK/tls.err" && fail "a certificate that does not verify was retried"
 "$STASH" -r "$T" --cacert "$WORK/tls.crt" init > /dev/null || fail "init with --cacert"
 "$STASH" -r "$T" --cacert "$WORK/tls.crt" backup -q "$SRC/linux/netfilter" > /dev/null || fail "backup over TLS"
 "$STASH" -r "$T" --insecure-tls snapshots > /dev/null || fail "--insecure-tls"

@@ -86,8 +86,8 @@ struct http_response {
 
 /** Sends requests to one origin. Thread-safe: each request takes a connection of its own from the
     pool (or opens one). Errors: `errc::timeout` when the server does not answer within the
-    timeout, `errc::io` for network failures (connection refused or reset, TLS errors), with the
-    method and target in the message. An HTTP error status is not an error here: the caller maps it. */
+    timeout, `errc::io` for network failures (connection refused or reset), `errc::unauthorized`
+    for a server certificate that does not verify, with the method and target in the message. An HTTP error status is not an error here: the caller maps it. */
 class http_client {
 public:
     static result<std::unique_ptr<http_client>> make(origin o, http_options opt = {}) {
@@ -213,7 +213,10 @@ private:
                 else X509_VERIFY_PARAM_set1_host(param, origin_.host.c_str(), 0);
             }
             ec = c->run([&](auto&& done) { c->secure->async_handshake(asio::ssl::stream_base::client, [done](beast::error_code e) mutable { done(e); }); });
-            if (ec) return make_error(errc::io, "TLS handshake failed: " + ec.message() + (opt_.insecure_tls ? "" : " (is the CA certificate right?)"));
+            // Permanent (not retried): waiting does not make a certificate trustworthy.
+            if (ec && ec != beast::error::timeout && ec.category() != asio::error::get_system_category())
+                return make_error(errc::unauthorized, "TLS handshake failed: " + ec.message() + (opt_.insecure_tls ? "" : " (is the CA certificate right?)"));
+            if (ec) return make_error(ec == beast::error::timeout ? errc::timeout : errc::io, "TLS handshake failed: " + ec.message());
         }
         return c;
     }

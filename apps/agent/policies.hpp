@@ -42,12 +42,15 @@ inline result<any_chunker> chunker_for(repo::config const& c) {
 }
 
 namespace detail {
-// STASH_TEST_FAULTS="rate=0.2,latency=20,seed=7,fail=put:pack,retry=10" puts the fault decorator
-// under the retry decorator: for tests of how backups survive a bad network (latency: the most an
-// operation is delayed, retry: the first delay before a retry, both in milliseconds).
+// STASH_TEST_FAULTS="rate=0.2,latency=20,seed=7,fail=put:pack,retry=10,tries=20" puts the fault
+// decorator under the retry decorator: for tests of how backups survive a bad network (latency: the
+// most an operation is delayed, retry: the first delay before a retry, both in milliseconds; tries:
+// attempts in all: at rate 0.2, 8 tries leave a 2.6e-6 chance per operation that every try fails,
+// so about one 20,000-request restore in 20 would fail; 20 tries make that 1e-14).
 struct test_fault_spec {
     policies::backend::fault_options faults;
     std::chrono::milliseconds retry_initial{250};
+    unsigned tries = 20;
 };
 inline result<std::optional<test_fault_spec>> test_faults() {
     char const* spec = std::getenv("STASH_TEST_FAULTS");
@@ -66,7 +69,8 @@ inline result<std::optional<test_fault_spec>> test_faults() {
         else if (key == "seed") f.seed = std::strtoull(val.c_str(), nullptr, 10);
         else if (key == "fail") f.fail = val;
         else if (key == "retry") t.retry_initial = std::chrono::milliseconds(std::strtoll(val.c_str(), nullptr, 10));
-        else return make_error(errc::invalid_argument, "STASH_TEST_FAULTS: unknown key \"" + std::string(key) + "\" (rate, latency, seed, fail, retry)");
+        else if (key == "tries") t.tries = unsigned(std::max(1L, std::strtol(val.c_str(), nullptr, 10)));
+        else return make_error(errc::invalid_argument, "STASH_TEST_FAULTS: unknown key \"" + std::string(key) + "\" (rate, latency, seed, fail, retry, tries)");
     }
     return std::optional(t);
 }
@@ -83,6 +87,7 @@ result<stock_backend> decorate(B b) {
     if (*faults) {
         ro.on_retry = {};  // injected faults are expected: keep the output clean
         ro.initial = (*faults)->retry_initial;
+        ro.attempts = (*faults)->tries;
         return stock_backend(policies::backend::retry(policies::backend::fault(std::move(b), (*faults)->faults), ro));
     }
     return stock_backend(policies::backend::retry(std::move(b), ro));

@@ -138,6 +138,19 @@ inline unsigned positive(std::map<std::string, std::string> const& kv, std::stri
     auto const n = std::strtoul(it->second.c_str(), nullptr, 10);
     return n ? unsigned(n) : dflt;
 }
+// An object-store driver from its repository string, with -o options applied by `tune(options, kv)`.
+template <class Driver, class Tune>
+result<stock_backend> open_network(std::string const& repo, backend_settings const& settings, char const* scheme, std::set<std::string> const& known, Tune&& tune) {
+    auto o = Driver::parse(repo);
+    if (!o) return std::move(o).error();
+    auto p = parse_options(settings, scheme, known);
+    if (!p) return std::move(p).error();
+    o->http = p->http;
+    if (auto t = tune(*o, p->kv); !t) return std::move(t).error();
+    auto b = Driver::open(std::move(*o));
+    if (!b) return std::move(b).error();
+    return decorate(std::move(*b));
+}
 }  // namespace detail
 
 /** Opens the backend named by a repository string, as restic writes them: a path or `local:PATH`,
@@ -151,67 +164,29 @@ inline result<stock_backend> backend_for(std::string const& repo, backend_settin
         if (!b) return std::move(b).error();
         return detail::decorate(std::move(*b));
     }
-    if (repo.starts_with("s3:")) {
-        auto o = policies::backend::s3::parse(repo);
-        if (!o) return std::move(o).error();
-        auto p = detail::parse_options(settings, "s3", {"region", "bucket-lookup", "list-max-keys"});
-        if (!p) return std::move(p).error();
-        o->http = p->http;
-        if (p->kv.count("region")) o->region = p->kv["region"];
-        if (auto l = p->kv.find("bucket-lookup"); l != p->kv.end()) {
-            if (l->second == "dns") o->bucket_lookup = policies::backend::s3_options::lookup::dns;
-            else if (l->second == "path") o->bucket_lookup = policies::backend::s3_options::lookup::path;
-            else if (l->second != "auto") return make_error(errc::invalid_argument, "--option s3.bucket-lookup: \"" + l->second + "\": expected auto, dns or path");
-        }
-        o->list_page = detail::positive(p->kv, "list-max-keys", o->list_page);
-        auto b = policies::backend::s3::open(std::move(*o));
-        if (!b) return std::move(b).error();
-        return detail::decorate(std::move(*b));
-    }
-    if (repo.starts_with("azure:")) {
-        auto o = policies::backend::azure::parse(repo);
-        if (!o) return std::move(o).error();
-        auto p = detail::parse_options(settings, "azure", {"list-max-results"});
-        if (!p) return std::move(p).error();
-        o->http = p->http;
-        o->list_page = detail::positive(p->kv, "list-max-results", o->list_page);
-        auto b = policies::backend::azure::open(std::move(*o));
-        if (!b) return std::move(b).error();
-        return detail::decorate(std::move(*b));
-    }
-    if (repo.starts_with("gs:")) {
-        auto o = policies::backend::gcs::parse(repo);
-        if (!o) return std::move(o).error();
-        auto p = detail::parse_options(settings, "gs", {"list-max-results"});
-        if (!p) return std::move(p).error();
-        o->http = p->http;
-        o->list_page = detail::positive(p->kv, "list-max-results", o->list_page);
-        auto b = policies::backend::gcs::open(std::move(*o));
-        if (!b) return std::move(b).error();
-        return detail::decorate(std::move(*b));
-    }
-    if (repo.starts_with("swift:")) {
-        auto o = policies::backend::swift::parse(repo);
-        if (!o) return std::move(o).error();
-        auto p = detail::parse_options(settings, "swift", {"list-limit"});
-        if (!p) return std::move(p).error();
-        o->http = p->http;
-        o->list_page = detail::positive(p->kv, "list-limit", o->list_page);
-        auto b = policies::backend::swift::open(std::move(*o));
-        if (!b) return std::move(b).error();
-        return detail::decorate(std::move(*b));
-    }
-    if (repo.starts_with("b2:")) {
-        auto o = policies::backend::b2::parse(repo);
-        if (!o) return std::move(o).error();
-        auto p = detail::parse_options(settings, "b2", {"list-max-file-count"});
-        if (!p) return std::move(p).error();
-        o->http = p->http;
-        o->list_page = detail::positive(p->kv, "list-max-file-count", o->list_page);
-        auto b = policies::backend::b2::open(std::move(*o));
-        if (!b) return std::move(b).error();
-        return detail::decorate(std::move(*b));
-    }
+    using namespace policies::backend;
+    if (repo.starts_with("s3:"))
+        return detail::open_network<s3>(repo, settings, "s3", {"region", "bucket-lookup", "list-max-keys"}, [](s3_options& o, auto& kv) -> result<void> {
+            if (kv.count("region")) o.region = kv["region"];
+            if (auto l = kv.find("bucket-lookup"); l != kv.end()) {
+                if (l->second == "dns") o.bucket_lookup = s3_options::lookup::dns;
+                else if (l->second == "path") o.bucket_lookup = s3_options::lookup::path;
+                else if (l->second != "auto") return make_error(errc::invalid_argument, "--option s3.bucket-lookup: \"" + l->second + "\": expected auto, dns or path");
+            }
+            o.list_page = detail::positive(kv, "list-max-keys", o.list_page);
+            return {};
+        });
+    // The others take only a page size.
+    auto paged = [](char const* key) {
+        return [key](auto& o, auto& kv) -> result<void> {
+            o.list_page = detail::positive(kv, key, o.list_page);
+            return {};
+        };
+    };
+    if (repo.starts_with("azure:")) return detail::open_network<azure>(repo, settings, "azure", {"list-max-results"}, paged("list-max-results"));
+    if (repo.starts_with("gs:")) return detail::open_network<gcs>(repo, settings, "gs", {"list-max-results"}, paged("list-max-results"));
+    if (repo.starts_with("swift:")) return detail::open_network<swift>(repo, settings, "swift", {"list-limit"}, paged("list-limit"));
+    if (repo.starts_with("b2:")) return detail::open_network<b2>(repo, settings, "b2", {"list-max-file-count"}, paged("list-max-file-count"));
     std::string path = repo;
     if (path.starts_with("local:")) path = path.substr(6);
     auto colon = path.find(':');

@@ -102,10 +102,7 @@ public:
     result<std::uint64_t> stat(handle const& h) {
         auto r = download(net::http::verb::head, h, {});
         if (!r) return std::move(r).error();
-        if (r->status != 200) return fail(*r, "stat " + h.str());
-        auto const len = r->header("Content-Length");
-        if (len.empty()) return make_error(errc::io, location_ + ": stat " + h.str() + ": no Content-Length");
-        return std::stoull(len);
+        return detail::head_size(*r, location_, h, [this](net::http_response const& x, std::string const& w) { return fail(x, w); });
     }
 
     result<void> list(file_type t, list_fn const& fn) {

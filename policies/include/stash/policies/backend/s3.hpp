@@ -121,10 +121,7 @@ public:
     result<std::uint64_t> stat(handle const& h) {
         auto r = send(net::http::verb::head, object_path(h), {}, {});
         if (!r) return std::move(r).error();
-        if (r->status != 200) return fail(*r, "stat " + h.str());
-        auto const len = r->header("Content-Length");
-        if (len.empty()) return make_error(errc::io, location_ + ": stat " + h.str() + ": no Content-Length");
-        return std::stoull(len);
+        return detail::head_size(*r, location_, h, [this](net::http_response const& x, std::string const& w) { return fail(x, w); });
     }
 
     /// ListObjectsV2 under `<prefix>/<type dir>/`, all pages (continuation tokens).

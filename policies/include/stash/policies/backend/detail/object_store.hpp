@@ -74,6 +74,15 @@ result<void> take_range(net::http_response& r, std::string const& where, handle 
     return {};
 }
 
+/// The size from a HEAD's answer: `fail` maps a status other than 200; no Content-Length is `errc::io`.
+template <class Fail>
+result<std::uint64_t> head_size(net::http_response const& r, std::string const& where, handle const& h, Fail&& fail) {
+    if (r.status != 200) return fail(r, "stat " + h.str());
+    auto const len = r.header("Content-Length");
+    if (len.empty()) return make_error(errc::io, where + ": stat " + h.str() + ": no Content-Length");
+    return std::stoull(len);
+}
+
 /// The last step of `create`: a repository must not be there yet.
 template <class B>
 result<void> must_be_new(B& b, std::string const& where) {

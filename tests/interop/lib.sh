@@ -73,3 +73,16 @@ flip() { chmod u+w "$1"; printf '\xff' | dd of="$1" bs=1 seek=$(( $(stat -c %s "
 
 # Number of data blobs in a repository's index, as restic sees it.
 data_blobs() { "$RESTIC" -r "$1" list blobs --no-lock 2>/dev/null | grep -c '^data ' || true; }
+
+# under_faults REPO SRC SEED [PREFIX...]: with 20% injected transient faults and up to 3 ms latency
+# under the retry decorator, init REPO, back up SRC and restore it (identical), then check
+# --read-data without faults. PREFIX runs before each stash command (a function setting credentials).
+under_faults() {
+  local repo=$1 src=$2 seed=$3; shift 3
+  local faults="rate=0.2,latency=3,seed=$seed,retry=5" out="$WORK/under-faults.$seed"
+  STASH_TEST_FAULTS=$faults "$@" "$STASH" -r "$repo" init > /dev/null || fail "init under faults"
+  STASH_TEST_FAULTS=$faults "$@" "$STASH" -r "$repo" backup "$src" > /dev/null || fail "backup under faults"
+  STASH_TEST_FAULTS=$faults "$@" "$STASH" -r "$repo" restore latest --target "$out" > /dev/null || fail "restore under faults"
+  diff -r --no-dereference "$src" "$out$src" > /dev/null || fail "the restore under faults differs"
+  "$@" "$STASH" -r "$repo" check --read-data > /dev/null || fail "check after a backup under faults"
+}

@@ -49,13 +49,7 @@ grep -q "azure:stash-test:/repo: .*HTTP 403" "$WORK/auth.err" || fail "unclear e
 pass "wrong account key: $(head -1 "$WORK/auth.err")"
 
 F="azure:stash-test:/faulty"
-export STASH_TEST_FAULTS=rate=0.2,latency=3,seed=9,retry=5
-"$STASH" -r "$F" init > /dev/null
-"$STASH" -r "$F" backup "$SRC" > /dev/null || fail "backup under faults"
-"$STASH" -r "$F" restore latest --target "$WORK/r3" > /dev/null || fail "restore under faults"
-diff -r --no-dereference "$SRC" "$WORK/r3$SRC" > /dev/null || fail "the restore under faults differs"
-unset STASH_TEST_FAULTS
-"$STASH" -r "$F" check --read-data > /dev/null || fail "check after a backup under faults"
+under_faults "$F" "$SRC" 9
 pass "with 20% injected faults and latency: backup, restore identical, check --read-data clean"
 
 if STASH_TEST_FAULTS=fail=put:pack "$STASH" -r "$F" backup /usr/share/doc > /dev/null 2> "$WORK/perm.err"; then fail "a backup whose pack uploads fail succeeded"; fi

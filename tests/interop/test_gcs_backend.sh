@@ -48,13 +48,7 @@ grep -q "gs:stash-test:/repo: gcs: token for $EMAIL .*Invalid JWT Signature" "$W
 pass "a foreign key: $(head -1 "$WORK/auth.err")"
 
 F="gs:stash-test:/faulty"
-export STASH_TEST_FAULTS=rate=0.2,latency=3,seed=13,retry=5
-"$STASH" -r "$F" init > /dev/null
-"$STASH" -r "$F" backup "$SRC" > /dev/null || fail "backup under faults"
-"$STASH" -r "$F" restore latest --target "$WORK/r3" > /dev/null || fail "restore under faults"
-diff -r --no-dereference "$SRC" "$WORK/r3$SRC" > /dev/null || fail "the restore under faults differs"
-unset STASH_TEST_FAULTS
-"$STASH" -r "$F" check --read-data > /dev/null || fail "check after a backup under faults"
+under_faults "$F" "$SRC" 13
 pass "with 20% injected faults and latency: backup, restore identical, check --read-data clean"
 
 [ ! -s "$WORK/violations" ] || fail "requests the documented API does not allow: $(head -5 "$WORK/violations")"

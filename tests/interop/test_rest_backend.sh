@@ -66,15 +66,9 @@ grep -q retrying "$WORK/tls.err" && fail "a certificate that does not verify was
 pass "TLS: untrusted certificate refused ($(head -1 "$WORK/tls.err" | cut -c1-110)…); --cacert and --insecure-tls work; restic checks it"
 
 # 20% transient faults (before or after the server acts) with up to 3 ms latency, under the retry decorator.
-export STASH_TEST_FAULTS=rate=0.2,latency=3,seed=11,retry=5
 serve "$WORK/faulty"
 F="rest:$URL/faulty"
-"$STASH" -r "$F" init > /dev/null
-"$STASH" -r "$F" backup "$SRC" --json | tail -1 > "$WORK/faulty.json" || fail "backup under faults"
-"$STASH" -r "$F" restore latest --target "$WORK/r3" > /dev/null || fail "restore under faults"
-diff -r --no-dereference "$SRC" "$WORK/r3$SRC" > /dev/null || fail "the restore under faults differs"
-"$STASH" -r "$F" check --read-data > /dev/null || fail "our check under faults"
-unset STASH_TEST_FAULTS
+under_faults "$F" "$SRC" 11
 "$RESTIC" -r "$F" check --read-data > "$WORK/check2.log" 2>&1 || { cat "$WORK/check2.log"; fail "restic check after a backup under faults"; }
 pass "with 20% injected faults and latency: backup, restore identical, check --read-data clean (ours and restic's)"
 

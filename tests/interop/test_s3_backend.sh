@@ -38,12 +38,7 @@ pass "unknown access key: $(head -1 "$WORK/auth.err")"
 
 # 20% transient faults with latency, through the retry decorator.
 F="s3:http://127.0.0.1:$port/stash-test/faulty"
-export STASH_TEST_FAULTS=rate=0.2,latency=3,seed=5,retry=5
-"$STASH" -r "$F" init > /dev/null
-"$STASH" -r "$F" backup "$SRC" > /dev/null || fail "backup under faults"
-"$STASH" -r "$F" restore latest --target "$WORK/r3" > /dev/null || fail "restore under faults"
-diff -r --no-dereference "$SRC" "$WORK/r3$SRC" > /dev/null || fail "the restore under faults differs"
-unset STASH_TEST_FAULTS
+under_faults "$F" "$SRC" 5
 "$RESTIC" -r "$F" check --read-data > "$WORK/check2.log" 2>&1 || { cat "$WORK/check2.log"; fail "restic check after a backup under faults"; }
 pass "with 20% injected faults and latency: backup, restore identical, restic check --read-data clean"
 

@@ -49,13 +49,7 @@ grep -q "swift:stash-test:/repo: swift: authentication at $base/v3: HTTP 401 (wr
 pass "wrong password: $(head -1 "$WORK/auth.err")"
 
 F="swift:stash-test:/faulty"
-export STASH_TEST_FAULTS=rate=0.2,latency=3,seed=17,retry=5
-v1 "$STASH" -r "$F" init > /dev/null
-v1 "$STASH" -r "$F" backup "$SRC" > /dev/null || fail "backup under faults"
-v1 "$STASH" -r "$F" restore latest --target "$WORK/r3" > /dev/null || fail "restore under faults"
-diff -r --no-dereference "$SRC" "$WORK/r3$SRC" > /dev/null || fail "the restore under faults differs"
-unset STASH_TEST_FAULTS
-v1 "$STASH" -r "$F" check --read-data > /dev/null || fail "check after a backup under faults"
+under_faults "$F" "$SRC" 17 v1
 pass "with 20% injected faults and latency: backup, restore identical, check --read-data clean"
 
 [ ! -s "$WORK/violations" ] || fail "requests the documented API does not allow: $(head -5 "$WORK/violations")"

@@ -164,13 +164,13 @@ inline result<stock_backend> backend_for(std::string const& repo, backend_settin
         if (!b) return std::move(b).error();
         return detail::decorate(std::move(*b));
     }
-    using namespace policies::backend;
+    namespace pb = policies::backend;
     if (repo.starts_with("s3:"))
-        return detail::open_network<s3>(repo, settings, "s3", {"region", "bucket-lookup", "list-max-keys"}, [](s3_options& o, auto& kv) -> result<void> {
+        return detail::open_network<pb::s3>(repo, settings, "s3", {"region", "bucket-lookup", "list-max-keys"}, [](pb::s3_options& o, auto& kv) -> result<void> {
             if (kv.count("region")) o.region = kv["region"];
             if (auto l = kv.find("bucket-lookup"); l != kv.end()) {
-                if (l->second == "dns") o.bucket_lookup = s3_options::lookup::dns;
-                else if (l->second == "path") o.bucket_lookup = s3_options::lookup::path;
+                if (l->second == "dns") o.bucket_lookup = pb::s3_options::lookup::dns;
+                else if (l->second == "path") o.bucket_lookup = pb::s3_options::lookup::path;
                 else if (l->second != "auto") return make_error(errc::invalid_argument, "--option s3.bucket-lookup: \"" + l->second + "\": expected auto, dns or path");
             }
             o.list_page = detail::positive(kv, "list-max-keys", o.list_page);
@@ -183,10 +183,10 @@ inline result<stock_backend> backend_for(std::string const& repo, backend_settin
             return {};
         };
     };
-    if (repo.starts_with("azure:")) return detail::open_network<azure>(repo, settings, "azure", {"list-max-results"}, paged("list-max-results"));
-    if (repo.starts_with("gs:")) return detail::open_network<gcs>(repo, settings, "gs", {"list-max-results"}, paged("list-max-results"));
-    if (repo.starts_with("swift:")) return detail::open_network<swift>(repo, settings, "swift", {"list-limit"}, paged("list-limit"));
-    if (repo.starts_with("b2:")) return detail::open_network<b2>(repo, settings, "b2", {"list-max-file-count"}, paged("list-max-file-count"));
+    if (repo.starts_with("azure:")) return detail::open_network<pb::azure>(repo, settings, "azure", {"list-max-results"}, paged("list-max-results"));
+    if (repo.starts_with("gs:")) return detail::open_network<pb::gcs>(repo, settings, "gs", {"list-max-results"}, paged("list-max-results"));
+    if (repo.starts_with("swift:")) return detail::open_network<pb::swift>(repo, settings, "swift", {"list-limit"}, paged("list-limit"));
+    if (repo.starts_with("b2:")) return detail::open_network<pb::b2>(repo, settings, "b2", {"list-max-file-count"}, paged("list-max-file-count"));
     std::string path = repo;
     if (path.starts_with("local:")) path = path.substr(6);
     auto colon = path.find(':');

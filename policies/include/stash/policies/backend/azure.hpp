@@ -7,13 +7,11 @@
 #include <stash/policies/net/http.hpp>
 #include <stash/policies/net/sigv4.hpp>
 
-#include <boost/property_tree/ptree.hpp>
-#include <boost/property_tree/xml_parser.hpp>
+#include <stash/policies/backend/detail/xml.hpp>
 
 #include <ctime>
 #include <tuple>
 #include <map>
-#include <sstream>
 
 namespace stash::policies::backend {
 
@@ -120,15 +118,11 @@ public:
             auto r = send(net::http::verb::get, container_path(), q, {}, {});
             if (!r) return std::move(r).error();
             if (r->status != 200) return fail(*r, std::string("list ") + dir_name(t));
-            boost::property_tree::ptree tree;
-            try {
-                std::istringstream in(r->body_text());
-                boost::property_tree::read_xml(in, tree);
-            } catch (std::exception const& e) {
-                return make_error(errc::io, location_ + ": list " + dir_name(t) + ": the answer is not XML: " + e.what());
-            }
-            auto const& res = tree.get_child("EnumerationResults", {});
-            for (auto const& [tag, blob] : res.get_child("Blobs", {})) {
+            auto tree = detail::listing_xml(*r, location_, t);
+            if (!tree) return std::move(tree).error();
+            boost::property_tree::ptree const none;  // get_child's default must outlive the reference it returns
+            auto const& res = tree->get_child("EnumerationResults", none);
+            for (auto const& [tag, blob] : res.get_child("Blobs", none)) {
                 if (tag != "Blob") continue;
                 detail::report_listed(blob.get<std::string>("Name", ""), blob.get<std::uint64_t>("Properties.Content-Length", 0), fn);
             }
@@ -185,17 +179,13 @@ private:
 
     // Azure's error document: <Error><Code>…</Code><Message>…</Message></Error>; HEAD has only x-ms-error-code.
     error fail(net::http_response const& r, std::string const& what) const {
-        std::string detail = r.header("x-ms-error-code");
-        try {
-            boost::property_tree::ptree tree;
-            std::istringstream in(r.body_text());
-            boost::property_tree::read_xml(in, tree);
-            if (auto c = tree.get<std::string>("Error.Code", ""); !c.empty()) detail = c;
-            if (auto m = tree.get<std::string>("Error.Message", ""); !m.empty()) detail += ": " + m.substr(0, m.find('\n'));
-        } catch (std::exception const&) {
+        std::string why = r.header("x-ms-error-code");
+        if (auto tree = detail::parse_xml(r.body_text())) {
+            if (auto c = tree->get<std::string>("Error.Code", ""); !c.empty()) why = c;
+            if (auto m = tree->get<std::string>("Error.Message", ""); !m.empty()) why += ": " + m.substr(0, m.find('\n'));
         }
-        auto e = net::status_error(r.status, location_ + ": " + what, detail);
-        if (r.status == 403 && detail.starts_with("AuthenticationFailed")) e = make_error(errc::unauthorized, e.message);
+        auto e = net::status_error(r.status, location_ + ": " + what, why);
+        if (r.status == 403 && why.starts_with("AuthenticationFailed")) e = make_error(errc::unauthorized, e.message);
         return e;
     }
 

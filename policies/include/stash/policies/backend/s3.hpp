@@ -7,10 +7,8 @@
 #include <stash/policies/net/http.hpp>
 #include <stash/policies/net/sigv4.hpp>
 
-#include <boost/property_tree/ptree.hpp>
-#include <boost/property_tree/xml_parser.hpp>
+#include <stash/policies/backend/detail/xml.hpp>
 
-#include <sstream>
 
 namespace stash::policies::backend {
 
@@ -134,14 +132,10 @@ public:
             auto r = send(net::http::verb::get, bucket_path(), {}, {}, q);
             if (!r) return std::move(r).error();
             if (r->status != 200) return fail(*r, std::string("list ") + dir_name(t));
-            boost::property_tree::ptree tree;
-            try {
-                std::istringstream in(r->body_text());
-                boost::property_tree::read_xml(in, tree);
-            } catch (std::exception const& e) {
-                return make_error(errc::io, location_ + ": list " + dir_name(t) + ": the answer is not XML: " + e.what());
-            }
-            auto const& res = tree.get_child("ListBucketResult", {});
+            auto tree = detail::listing_xml(*r, location_, t);
+            if (!tree) return std::move(tree).error();
+            boost::property_tree::ptree const none;  // get_child's default must outlive the reference it returns
+            auto const& res = tree->get_child("ListBucketResult", none);
             for (auto const& [tag, item] : res) {
                 if (tag != "Contents") continue;
                 detail::report_listed(item.get<std::string>("Key", ""), item.get<std::uint64_t>("Size", 0), fn);
@@ -172,17 +166,13 @@ private:
 
     // S3's error document: <Error><Code>…</Code><Message>…</Message></Error>.
     error fail(net::http_response const& r, std::string const& what) const {
-        std::string detail;
-        try {
-            boost::property_tree::ptree tree;
-            std::istringstream in(r.body_text());
-            boost::property_tree::read_xml(in, tree);
-            detail = tree.get<std::string>("Error.Code", "");
-            if (auto m = tree.get<std::string>("Error.Message", ""); !m.empty()) detail += (detail.empty() ? "" : ": ") + m;
-        } catch (std::exception const&) {
+        std::string why;
+        if (auto tree = detail::parse_xml(r.body_text())) {
+            why = tree->get<std::string>("Error.Code", "");
+            if (auto m = tree->get<std::string>("Error.Message", ""); !m.empty()) why += (why.empty() ? "" : ": ") + m;
         }
-        auto e = net::status_error(r.status, location_ + ": " + what, detail);
-        if (r.status == 403 && (detail.starts_with("SignatureDoesNotMatch") || detail.starts_with("InvalidAccessKeyId")))
+        auto e = net::status_error(r.status, location_ + ": " + what, why);
+        if (r.status == 403 && (why.starts_with("SignatureDoesNotMatch") || why.starts_with("InvalidAccessKeyId")))
             e = make_error(errc::unauthorized, e.message);
         return e;
     }

@@ -3,6 +3,8 @@
 #include <stash/policies/chunk/fastcdc.hpp>
 #include <stash/policies/chunk/fixed.hpp>
 #include <stash/policies/chunk/rabin.hpp>
+#include <stash/policies/chunk/ram.hpp>
+#include <stash/policies/chunk/seqcdc.hpp>
 #include <stash/policies/hash/sha256.hpp>
 
 #include "result_printer.hpp"
@@ -167,6 +169,8 @@ TEST_CASE("chunker concept accepts the stock policies and rejects near misses", 
     STATIC_REQUIRE(chunker<rabin>);
     STATIC_REQUIRE(chunker<policies::chunk::fastcdc>);
     STATIC_REQUIRE(chunker<policies::chunk::fixed>);
+    STATIC_REQUIRE(chunker<policies::chunk::seqcdc>);
+    STATIC_REQUIRE(chunker<policies::chunk::ram>);
     STATIC_REQUIRE_FALSE(chunker<no_max>);
     STATIC_REQUIRE_FALSE(chunker<wrong_cut>);
     STATIC_REQUIRE_FALSE(chunker<throwing_move>);
@@ -184,7 +188,11 @@ template <>
 policies::chunk::fastcdc make_chunker<policies::chunk::fastcdc>() { return policies::chunk::fastcdc(); }
 template <>
 policies::chunk::fixed make_chunker<policies::chunk::fixed>() { return policies::chunk::fixed(1 << 20); }
-using stock_chunkers = std::tuple<rabin, policies::chunk::fastcdc, policies::chunk::fixed>;
+template <>
+policies::chunk::seqcdc make_chunker<policies::chunk::seqcdc>() { return policies::chunk::seqcdc(); }
+template <>
+policies::chunk::ram make_chunker<policies::chunk::ram>() { return policies::chunk::ram(); }
+using stock_chunkers = std::tuple<rabin, policies::chunk::fastcdc, policies::chunk::fixed, policies::chunk::seqcdc, policies::chunk::ram>;
 }  // namespace
 
 TEMPLATE_LIST_TEST_CASE("chunker conformance", "[chunk][conformance]", stock_chunkers) {
@@ -218,4 +226,73 @@ TEMPLATE_LIST_TEST_CASE("chunker conformance", "[chunk][conformance]", stock_chu
             CHECK(shared + 2 >= a.size());
         }
     }
+}
+
+// --- the vector kernels of the hashless chunkers against their portable loops ----------------------
+
+namespace {
+// Inputs that exercise every branch: random bytes, text, long flat runs (equal pairs), slow ramps
+// (long rises), and a falling saw (skips).
+std::vector<bytes> kernel_inputs() {
+    std::vector<bytes> v;
+    v.push_back(splitmix_bytes(3 * 1024 * 1024 + 77, 11));
+    std::string text;
+    std::mt19937 g(3);
+    while (text.size() < 2 * 1024 * 1024) text += "int x" + std::to_string(g() % 997) + " = f(y);\n";
+    v.push_back(to_bytes(text));
+    bytes flat = splitmix_bytes(1024 * 1024, 5);
+    for (std::size_t i = 0; i < flat.size(); ++i)
+        if ((i / 97) % 3 != 0) flat[i] = std::byte{7};
+    v.push_back(std::move(flat));
+    bytes ramp(1024 * 1024);
+    for (std::size_t i = 0; i < ramp.size(); ++i) ramp[i] = std::byte((i / 3) % 251);
+    v.push_back(std::move(ramp));
+    bytes saw(1024 * 1024);
+    for (std::size_t i = 0; i < saw.size(); ++i) saw[i] = std::byte(255 - i % 200);
+    v.push_back(std::move(saw));
+    return v;
+}
+
+template <class C>
+void same_cuts(C const& c, bytes const& data) {
+    byte_span rest = data;
+    while (!rest.empty()) {
+        std::size_t const n = c.cut(rest);
+        REQUIRE(n == c.cut_portable(rest));
+        REQUIRE(n > 0);
+        rest = rest.subspan(n);
+    }
+}
+}  // namespace
+
+TEST_CASE("SeqCDC and RAM: the vector kernels cut where the portable loops do", "[chunk][simd]") {
+    if (!policies::chunk::detail::has_avx512bw()) WARN("this CPU lacks AVX-512BW/BMI2: both calls run the portable loop");
+    auto const inputs = kernel_inputs();
+    for (unsigned seq : {1u, 2u, 3u, 5u, 8u, 16u})
+        for (unsigned trigger : {1u, 7u, 50u, 1000u})
+            for (std::size_t skip : {std::size_t(0), std::size_t(1), std::size_t(63), std::size_t(256), std::size_t(4096)}) {
+                policies::chunk::seqcdc c({.min = 1 + seq * 37, .max = 65536 + seq, .sequence = seq, .skip_trigger = trigger, .skip_size = skip});
+                for (auto const& in : inputs) same_cuts(c, in);
+            }
+    for (std::size_t window : {std::size_t(1), std::size_t(63), std::size_t(64), std::size_t(300), std::size_t(4096), std::size_t(100000)})
+        for (std::size_t max : {window + 1, window + 65, 8 * window + 1000}) {
+            policies::chunk::ram c(window, max);
+            for (auto const& in : inputs) same_cuts(c, in);
+        }
+}
+
+TEST_CASE("SeqCDC cuts after a run of rises, RAM at the first byte reaching the window's maximum", "[chunk][simd]") {
+    bytes b(64, std::byte{100});
+    // Falls up to byte 21, then bytes 22..26 each rise: with sequence 5 the chunk ends with byte 26.
+    for (std::size_t i = 0; i <= 20; ++i) b[i] = std::byte(200 - i);
+    for (std::size_t i = 21; i <= 26; ++i) b[i] = std::byte(120 + i);
+    policies::chunk::seqcdc s({.min = 8, .max = 64, .sequence = 5, .skip_trigger = 1000, .skip_size = 0});
+    CHECK(s.cut(b) == 27);
+    CHECK(s.cut_portable(b) == 27);
+    bytes r(200, std::byte{1});
+    r[5] = std::byte{90};    // the window's maximum
+    r[150] = std::byte{90};  // the first byte after the window to reach it
+    policies::chunk::ram m(100, 200);
+    CHECK(m.cut(r) == 151);
+    CHECK(m.cut_portable(r) == 151);
 }

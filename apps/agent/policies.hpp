@@ -153,6 +153,13 @@ result<stock_backend> open_network(std::string const& repo, backend_settings con
 }
 }  // namespace detail
 
+/// Whether a repository string names a network backend (its latency calls for more requests in flight).
+inline bool is_remote(std::string_view repo) {
+    for (std::string_view scheme : {"rest:", "s3:", "azure:", "gs:", "swift:", "b2:"})
+        if (repo.starts_with(scheme)) return true;
+    return false;
+}
+
 /** Opens the backend named by a repository string, as restic writes them: a path or `local:PATH`,
     `rest:http[s]://[user:pass@]host:port/path`, `s3:[http[s]://]host[:port]/bucket[/prefix]`, `azure:container:/prefix`, `gs:bucket:/prefix`, `swift:container:/prefix`, `b2:bucket:/prefix`. */
 inline result<stock_backend> backend_for(std::string const& repo, backend_settings const& settings = {}) {

@@ -83,6 +83,6 @@ under_faults() {
   STASH_TEST_FAULTS=$faults "$@" "$STASH" -r "$repo" init > /dev/null || fail "init under faults"
   STASH_TEST_FAULTS=$faults "$@" "$STASH" -r "$repo" backup "$src" > /dev/null || fail "backup under faults"
   STASH_TEST_FAULTS=$faults "$@" "$STASH" -r "$repo" restore latest --target "$out" > /dev/null || fail "restore under faults"
-  diff -r --no-dereference "$src" "$out$src" > /dev/null || fail "the restore under faults differs"
+  diff -r --no-dereference "$src" "$out$src" > "$out.diff" 2>&1 || fail "the restore under faults differs: $(head -c 400 "$out.diff")"
   "$@" "$STASH" -r "$repo" check --read-data > /dev/null || fail "check after a backup under faults"
 }

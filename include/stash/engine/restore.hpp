@@ -1,6 +1,7 @@
 // Restore: a snapshot's tree back into a directory, content and metadata.
 #pragma once
 
+#include <stash/crypto/sealer.hpp>
 #include <stash/engine/detail/pool.hpp>
 #include <stash/engine/filter.hpp>
 #include <stash/engine/fs.hpp>
@@ -9,8 +10,10 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <deque>
 #include <map>
+#include <memory>
 
 namespace stash::engine {
 
@@ -75,7 +78,7 @@ public:
         restore_summary sum;
         {
             progress_reporter reporter(progress_, opt_.on_progress, opt_.progress_interval);
-            pool_ = std::make_unique<pool>(threads_, 8 * threads_ + 16, 0);
+            pool_ = std::make_unique<pool>(threads_, 8 * threads_ + 16, 2 * threads_);
             walk(*nodes, target, vpath);
             pool_->join();
             for (auto const& [path, n] : links_) link(path, n);
@@ -148,7 +151,7 @@ private:
                         }
                     }
                     ++files_;
-                    pool_->submit_file([this, path, &n = files_owned_.emplace_back(n)](unsigned) { write_file(path, n); });
+                    pool_->submit_file([this, path, &n = files_owned_.emplace_back(n)](unsigned self) { write_file(path, n, self); });
                     break;
                 }
                 case node_type::symlink:
@@ -177,7 +180,26 @@ private:
         return b.empty() || (b[0] == std::byte{} && std::memcmp(b.data(), b.data() + 1, b.size() - 1) == 0);
     }
 
-    void write_file(std::string const& path, node const& n) {
+    // A contiguous part of a file: blobs [first, first + count) of its content, stored back to back in
+    // one pack, written at byte `offset` of the file. One ranged read fetches a part.
+    struct part {
+        std::size_t first, count;
+        std::uint64_t offset;
+    };
+    // A file whose parts several workers write; the last to finish closes it.
+    struct file_job {
+        std::string path;
+        node const* n = nullptr;
+        int fd = -1;
+        std::uint64_t size = 0;
+        std::vector<repo::blob_location> blobs;
+        std::atomic<std::size_t> pending{0};
+        std::atomic<bool> failed{false};
+    };
+
+    static constexpr std::uint64_t max_part_bytes = 16u << 20;
+
+    void write_file(std::string const& path, node const& n, unsigned self) {
         int const flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
         int fd = ::open(path.c_str(), flags, 0600);
         if (fd < 0 && (errno == ELOOP || errno == EACCES || errno == ETXTBSY)) {
@@ -186,61 +208,81 @@ private:
             fd = ::open(path.c_str(), flags, 0600);
         }
         if (fd < 0) return report(path, std::string("create: ") + std::strerror(errno));
-        std::uint64_t off = 0;
-        bytes sealed, blob;  // reused for every blob of the file
-        std::vector<repo::blob_location> run;
-        for (std::size_t i = 0; i < n.content.size();) {
-            // Blobs stored back to back in one pack (a file's chunks, as backup writes them) are read
-            // with one ranged request of up to 16 MiB: a round trip per blob is what network backends
-            // cannot afford.
-            run.clear();
-            for (std::uint64_t span = 0; i < n.content.size(); ++i) {
-                auto loc = repo_.index().find(n.content[i], repo::blob_type::data);
-                if (!loc) {
-                    if (!run.empty()) break;
-                    report(path, "data blob " + n.content[i].str() + " not found in index");
-                    ::close(fd);
-                    return;
-                }
-                if (!run.empty() && (loc->pack != run.front().pack || loc->entry.offset != run.back().entry.offset + run.back().entry.length ||
-                                     span + loc->entry.length > (16u << 20)))
-                    break;
-                span += loc->entry.length;
-                run.push_back(*loc);
-            }
-            auto const first = run.front().entry.offset;
-            auto const total = run.back().entry.offset + run.back().entry.length - first;
-            auto r = repo_.backend().get({file_type::pack, run.front().pack.str()}, first, total, sealed);
-            if (!r) {
-                report(path, r.error().what());
+        auto job = std::make_shared<file_job>();
+        job->path = path, job->n = &n, job->fd = fd;
+        job->blobs.reserve(n.content.size());
+        for (auto const& b : n.content) {
+            auto loc = repo_.index().find(b, repo::blob_type::data);
+            if (!loc) {
+                report(path, "data blob " + b.str() + " not found in index");
                 ::close(fd);
                 return;
             }
-            for (auto const& loc : run) {
-                if (auto d = repo_.decode_blob(loc, byte_span(sealed).subspan(loc.entry.offset - first, loc.entry.length), blob); !d) {
-                    report(path, d.error().what());
-                    ::close(fd);
-                    return;
-                }
-                if (!(opt_.sparse && all_zero(blob))) {
-                    for (std::size_t done = 0; done < blob.size();) {
-                        ssize_t w = ::pwrite(fd, blob.data() + done, blob.size() - done, off_t(off + done));
-                        if (w < 0 && errno == EINTR) continue;
-                        if (w < 0) {
-                            report(path, std::string("write: ") + std::strerror(errno));
-                            ::close(fd);
-                            return;
-                        }
-                        done += std::size_t(w);
-                    }
-                }
-                off += blob.size();
-                progress_.bytes_done += blob.size();
-            }
+            job->blobs.push_back(*loc);
         }
-        if (::ftruncate(fd, off_t(off)) != 0) report(path, std::string("truncate: ") + std::strerror(errno));
-        ::close(fd);
-        meta(path, n);
+        // Blobs stored back to back in one pack (a file's chunks, as backup writes them) are read with
+        // one ranged request of up to 16 MiB: a round trip per blob is what network backends cannot
+        // afford. The parts of a large file go to all workers, each writing at its own offset.
+        std::vector<part> parts;
+        for (std::size_t i = 0; i < job->blobs.size(); ++i) {
+            auto const& e = job->blobs[i].entry;
+            auto const plain = e.uncompressed_length ? e.uncompressed_length : e.length - crypto::restic_sealer::overhead;
+            if (parts.empty() || !adjacent(job->blobs[i - 1], job->blobs[i], job->blobs[parts.back().first]))
+                parts.push_back({i, 0, job->size});
+            ++parts.back().count;
+            job->size += plain;
+        }
+        job->pending = std::max<std::size_t>(parts.size(), 1);
+        if (parts.empty()) return finish(*job);
+        for (std::size_t k = 1; k < parts.size(); ++k)
+            pool_->submit_blob([this, job, p = parts[k]](unsigned) { write_part(*job, p); }, self);
+        write_part(*job, parts.front());
+    }
+
+    // Whether blob b continues the part that starts at `first` and ends with `prev`.
+    static bool adjacent(repo::blob_location const& prev, repo::blob_location const& b, repo::blob_location const& first) {
+        return b.pack == prev.pack && b.entry.offset == prev.entry.offset + prev.entry.length &&
+               b.entry.offset + b.entry.length - first.entry.offset <= max_part_bytes;
+    }
+
+    void write_part(file_job& job, part const& p) {
+        if (!job.failed) {
+            if (auto e = fetch_and_write(job, p); !e.empty() && !job.failed.exchange(true)) report(job.path, e);
+        }
+        if (--job.pending == 0) finish(job);
+    }
+
+    // Reads one part with a single ranged request and writes its blobs; returns an error message.
+    std::string fetch_and_write(file_job& job, part const& p) {
+        auto const& first = job.blobs[p.first];
+        auto const& last = job.blobs[p.first + p.count - 1];
+        auto const start = first.entry.offset, total = last.entry.offset + last.entry.length - start;
+        bytes sealed, blob;
+        if (auto r = repo_.backend().get({file_type::pack, first.pack.str()}, start, total, sealed); !r) return r.error().what();
+        std::uint64_t off = p.offset;
+        for (std::size_t i = p.first; i < p.first + p.count; ++i) {
+            auto const& loc = job.blobs[i];
+            if (auto d = repo_.decode_blob(loc, byte_span(sealed).subspan(loc.entry.offset - start, loc.entry.length), blob); !d)
+                return d.error().what();
+            if (!(opt_.sparse && all_zero(blob))) {
+                for (std::size_t done = 0; done < blob.size();) {
+                    ssize_t w = ::pwrite(job.fd, blob.data() + done, blob.size() - done, off_t(off + done));
+                    if (w < 0 && errno == EINTR) continue;
+                    if (w < 0) return std::string("write: ") + std::strerror(errno);
+                    done += std::size_t(w);
+                }
+            }
+            off += blob.size();
+            progress_.bytes_done += blob.size();
+        }
+        return {};
+    }
+
+    void finish(file_job& job) {
+        if (!job.failed && ::ftruncate(job.fd, off_t(job.size)) != 0) report(job.path, std::string("truncate: ") + std::strerror(errno));
+        ::close(job.fd);
+        if (job.failed) return;
+        meta(job.path, *job.n);
         ++progress_.files_done;
     }
 

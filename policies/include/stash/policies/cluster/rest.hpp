@@ -240,6 +240,7 @@ private:
             }
         }
         auto c = std::make_unique<connection>();
+        c->buf.reserve(64 * 1024);  // Beast reads at most the free capacity per call: room for large lists
         beast::error_code ec;
         asio::ip::tcp::resolver resolver(c->io);
         auto endpoints = resolver.resolve(host_, port_, ec);

@@ -192,6 +192,9 @@ private:
         }
         auto c = std::make_unique<connection>();
         c->timeout = opt_.timeout;
+        // Beast reads at most the buffer's free capacity (at least 512 bytes) per call: without room,
+        // a 16 MiB body takes tens of thousands of tiny reads, each with its own timer and epoll round.
+        c->buf.reserve(read_chunk);
         beast::error_code ec;
         asio::ip::tcp::resolver resolver(c->io);
         auto endpoints = resolver.resolve(origin_.host, origin_.port, ec);
@@ -225,6 +228,8 @@ private:
         std::lock_guard lk(mu_);
         if (idle_.size() < opt_.max_idle) idle_.push_back(std::move(c));
     }
+
+    static constexpr std::size_t read_chunk = 64 * 1024;  // Beast's own cap on one read
 
     origin origin_;
     http_options opt_;

@@ -33,7 +33,8 @@ concept exposes_sizes = requires(C const& c) {
     | `c.max_size()`   | `std::size_t` | largest chunk (bytes). |
 
     Models: `policies::chunk::rabin` (restic-compatible), `policies::chunk::fastcdc`,
-    `policies::chunk::fixed`. @see tests/unit/chunk.cpp (conformance over all models, golden vectors).
+    `policies::chunk::seqcdc`, `policies::chunk::ram`, `policies::chunk::fixed`.
+    @see tests/unit/chunk.cpp (conformance over all models, golden vectors, vector = portable kernels).
 */
 template <class C>
 concept chunker = detail::finds_cut_points<C> && detail::exposes_sizes<C> && std::is_nothrow_move_constructible_v<C>;

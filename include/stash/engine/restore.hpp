@@ -80,6 +80,7 @@ public:
             progress_reporter reporter(progress_, opt_.on_progress, opt_.progress_interval);
             pool_ = std::make_unique<pool>(threads_, 8 * threads_ + 16, 2 * threads_);
             walk(*nodes, target, vpath);
+            flush_batch();
             pool_->join();
             for (auto const& [path, n] : links_) link(path, n);
             // Directory metadata last, deepest first, after their contents stopped changing.
@@ -151,7 +152,7 @@ private:
                         }
                     }
                     ++files_;
-                    pool_->submit_file([this, path, &n = files_owned_.emplace_back(n)](unsigned self) { write_file(path, n, self); });
+                    queue_file(path, files_owned_.emplace_back(n));
                     break;
                 }
                 case node_type::symlink:
@@ -176,6 +177,30 @@ private:
         }
     }
 
+    // Small files go to the workers in batches, as in backup: a task and a wake-up per file cost
+    // more than writing a source file of a few KiB.
+    static constexpr std::size_t batch_files = 64;
+    static constexpr std::uint64_t batch_bytes = 4 << 20, alone_bytes = 1 << 20;
+
+    void queue_file(std::string const& path, node const& n) {
+        if (n.size >= alone_bytes) {
+            pool_->submit_file([this, path, &n](unsigned self) { write_file(path, n, self); });
+            return;
+        }
+        batch_.emplace_back(path, &n);
+        batch_size_ += n.size;
+        if (batch_.size() >= batch_files || batch_size_ >= batch_bytes) flush_batch();
+    }
+
+    void flush_batch() {
+        if (batch_.empty()) return;
+        pool_->submit_file([this, items = std::move(batch_)](unsigned self) {
+            for (auto const& [path, n] : items) write_file(path, *n, self);
+        });
+        batch_.clear();
+        batch_size_ = 0;
+    }
+
     static bool all_zero(bytes const& b) noexcept {
         return b.empty() || (b[0] == std::byte{} && std::memcmp(b.data(), b.data() + 1, b.size() - 1) == 0);
     }
@@ -194,7 +219,7 @@ private:
         std::uint64_t size = 0;
         std::vector<repo::blob_location> blobs;
         std::atomic<std::size_t> pending{0};
-        std::atomic<bool> failed{false};
+        std::atomic<bool> failed{false}, holes{false};  // holes: some all-zero blob was not written
     };
 
     static constexpr std::uint64_t max_part_bytes = 16u << 20;
@@ -264,7 +289,9 @@ private:
             auto const& loc = job.blobs[i];
             if (auto d = repo_.decode_blob(loc, byte_span(sealed).subspan(loc.entry.offset - start, loc.entry.length), blob); !d)
                 return d.error().what();
-            if (!(opt_.sparse && all_zero(blob))) {
+            if (opt_.sparse && all_zero(blob)) {
+                job.holes = true;
+            } else {
                 for (std::size_t done = 0; done < blob.size();) {
                     ssize_t w = ::pwrite(job.fd, blob.data() + done, blob.size() - done, off_t(off + done));
                     if (w < 0 && errno == EINTR) continue;
@@ -279,7 +306,8 @@ private:
     }
 
     void finish(file_job& job) {
-        if (!job.failed && ::ftruncate(job.fd, off_t(job.size)) != 0) report(job.path, std::string("truncate: ") + std::strerror(errno));
+        // The file was created empty and every byte up to its size written, unless a hole was left.
+        if (!job.failed && job.holes && ::ftruncate(job.fd, off_t(job.size)) != 0) report(job.path, std::string("truncate: ") + std::strerror(errno));
         ::close(job.fd);
         if (job.failed) return;
         meta(job.path, *job.n);
@@ -307,6 +335,8 @@ private:
     std::map<std::pair<std::uint64_t, std::uint64_t>, std::string> first_link_;
     std::map<std::string, std::string> link_source_;
     std::atomic<std::uint64_t> files_{0}, others_{0};
+    std::vector<std::pair<std::string, node const*>> batch_;  // walker only
+    std::uint64_t batch_size_ = 0;
     std::optional<error> failure_;
 };
 

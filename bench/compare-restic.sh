@@ -9,12 +9,13 @@
 # Usage: bench/compare-restic.sh [-n RUNS] [-d DATASETS_DIR] [-w WORK_DIR] [-c CASES] [-r]
 #   RUNS default 3; DATASETS_DIR default /tmp/stash-datasets (prepared by shared/bench/datasets.sh);
 #   WORK_DIR default build/bench-work (keep it off a slow /tmp); CASES: comma list of
-#   initial,unchanged,edit,restore,random,prune (default all but random and prune); -r only reports the times
-#   already collected in WORK_DIR.
+#   initial,unchanged,edit,restore,restore-mem,random,prune (default all but random and prune); -r only
+#   reports the times already collected in WORK_DIR. restore-mem restores into a tmpfs (/dev/shm), where
+#   the file system costs little and the tools' own work shows; restore goes to the disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-runs=3 data=/tmp/stash-datasets work=$root/build/bench-work cases=initial,unchanged,edit,restore report_only=0
+runs=3 data=/tmp/stash-datasets work=$root/build/bench-work cases=initial,unchanged,edit,restore,restore-mem report_only=0
 while getopts "n:d:w:c:r" o; do
   case $o in n) runs=$OPTARG ;; d) data=$OPTARG ;; w) work=$OPTARG ;; c) cases=$OPTARG ;; r) report_only=1 ;; *) exit 2 ;; esac
 done
@@ -63,12 +64,17 @@ collect() {
       bin=${!tool}
       repo=$work/repo-$tool; rm -rf "$repo" "$work/restore" "$work/cache"
       "$bin" -r "$repo" init >/dev/null 2>&1
-      if want initial || want unchanged || want edit || want restore; then
+      if want initial || want unchanged || want edit || want restore || want restore-mem; then
         measure "$tool.initial" "$bin" -r "$repo" backup -q "$data/linux"
         if [ "$tool" = restic ]; then first=$(snap_of "$repo" 0); else first=$("$stash" -r "$repo" snapshots --json | jq -r '.[0].id'); fi
         want unchanged && measure "$tool.unchanged" "$bin" -r "$repo" backup -q "$data/linux"
         want edit && measure "$tool.edit" "$bin" -r "$repo" backup -q --parent "$first" "$data/linux-edit"
         if want restore; then settle; measure "$tool.restore" "$bin" -r "$repo" restore -q "$first" --target "$work/restore"; fi
+        if want restore-mem; then
+          mem=/dev/shm/stash-bench-restore; rm -rf "$mem"
+          measure "$tool.restore-mem" "$bin" -r "$repo" restore -q "$first" --target "$mem"
+          rm -rf "$mem"
+        fi
         du -sb "$repo" | cut -f1 >> "$work/$tool.repo_bytes"
       fi
       if want random; then
@@ -91,7 +97,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 json="{\"runs\":$runs,\"machine\":\"$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\",\"cases\":{"
 printf '\n%-12s %10s %10s %8s   %12s %12s %8s\n' case "restic s" "stash s" speedup "restic RSS" "stash RSS" "RSS"
 sep=""
-for c in initial unchanged edit restore random prune; do
+for c in initial unchanged edit restore restore-mem random prune; do
   [ -f "$work/restic.$c.times" ] || continue
   rt=$(cut -d' ' -f1 "$work/restic.$c.times" | median); st=$(cut -d' ' -f1 "$work/stash.$c.times" | median)
   rm=$(cut -d' ' -f2 "$work/restic.$c.times" | median); sm=$(cut -d' ' -f2 "$work/stash.$c.times" | median)

@@ -136,8 +136,8 @@ struct backup_args {
 int cmd_backup(globals const& g, backup_args const& a) {
     auto r = open_repo(g);
     std::unique_ptr<stock_repo::lock_holder> lock;
-    if (!g.no_lock) lock = check(r.acquire_lock(false));
-    check(r.load_index());
+    if (!g.no_lock) lock = check(r.acquire_lock(false, [&] { return r.load_index(); }));  // the index loads during the lock's wait
+    else check(r.load_index());
     engine::backup_options opt;
     opt.paths = a.paths, opt.tags = a.tags, opt.excludes = a.excludes, opt.hostname = a.host, opt.force = a.force;
     opt.from_stdin = a.from_stdin, opt.stdin_filename = a.stdin_filename;
@@ -191,11 +191,11 @@ int cmd_restore(globals const& g, std::string const& what, std::string const& ta
                 std::vector<std::string> const& excludes, std::vector<std::string> const& hosts) {
     auto r = open_repo(g);
     std::unique_ptr<stock_repo::lock_holder> lock;
-    if (!g.no_lock) lock = check(r.acquire_lock(false));
+    if (!g.no_lock) lock = check(r.acquire_lock(false, [&] { return r.load_index(); }));
+    else check(r.load_index());
     std::string id_part = what, sub;
     if (auto c = what.find(':'); c != std::string::npos) id_part = what.substr(0, c), sub = what.substr(c + 1);
     auto snap = check(engine::find_snapshot(r, id_part, {hosts, {}, {}}));
-    check(r.load_index());
     engine::restore_options opt;
     opt.target = target, opt.subpath = sub, opt.includes = includes, opt.excludes = excludes;
     // Workers spend most of a network restore waiting on responses: keep eight requests in flight.
@@ -598,8 +598,8 @@ int cmd_stats(globals const& g, std::vector<std::string> const& ids, std::string
     else throw fatal("--mode \"" + mode + "\": expected restore-size or raw-data");
     auto r = open_repo(g);
     std::unique_ptr<stock_repo::lock_holder> lock;
-    if (!g.no_lock) lock = check(r.acquire_lock(false));
-    check(r.load_index());
+    if (!g.no_lock) lock = check(r.acquire_lock(false, [&] { return r.load_index(); }));
+    else check(r.load_index());
     std::vector<engine::snapshot_entry> snaps;
     if (ids.empty()) snaps = check(engine::load_snapshots(r, f));
     else

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -368,8 +369,11 @@ public:
     };
 
     /// Takes a lock as restic does (restic-format.md §9): write ours, wait 200 ms, re-check for
-    /// conflicts. Errors: `errc::locked`, naming the holder.
-    result<std::unique_ptr<lock_holder>> acquire_lock(bool exclusive) {
+    /// conflicts. `meanwhile` (optional) runs during the wait: read-only work such as loading the
+    /// index, which is valid if the lock holds (an exclusive holder that could have changed the
+    /// repository meanwhile makes the re-check fail). Errors: `errc::locked`, naming the holder;
+    /// those of `meanwhile` (the lock is then removed).
+    result<std::unique_ptr<lock_holder>> acquire_lock(bool exclusive, std::function<result<void>()> const& meanwhile = {}) {
         repo::lock l;
         l.time = timestamp::now();
         l.exclusive = exclusive;
@@ -380,7 +384,14 @@ public:
         STASH_TRYV(check_locks(exclusive, std::nullopt));
         auto fid = save_unpacked(file_type::lock, l.to_json());
         if (!fid) return std::move(fid).error();
-        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        auto const recheck_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        if (meanwhile) {
+            if (auto m = meanwhile(); !m) {
+                (void)backend_.remove({file_type::lock, fid->str()});
+                return std::move(m).error();
+            }
+        }
+        std::this_thread::sleep_until(recheck_at);
         if (auto c = check_locks(exclusive, *fid); !c) {
             (void)backend_.remove({file_type::lock, fid->str()});
             return std::move(c).error();

@@ -45,3 +45,22 @@ pass "restore of a subpath, with --include and with --exclude"
 "$STASH" -r "$WORK/fast" restore -q latest --target "$WORK/r4"
 cmp "$WORK/stdin.bin" "$WORK/r4/$WORK/stdin.bin" || fail "FastCDC round trip"
 pass "FastCDC repository checks clean with restic and round-trips"
+
+# An incremental backup takes an unchanged entry's extended attributes from the parent snapshot (a
+# change to them changes ctime) and reuses an unchanged directory's tree; both must notice changes.
+inc=$WORK/inc && mkdir -p "$inc/d" && echo one > "$inc/d/f" && echo two > "$inc/g"
+"$STASH" -r "$repo" backup -q "$inc"   # (reading sets the access times once: relatime)
+"$STASH" -r "$repo" backup -q "$inc"
+t1=$("$STASH" -r "$repo" snapshots --json | jq -r '.[-1].tree')
+"$STASH" -r "$repo" backup -q "$inc"
+t2=$("$STASH" -r "$repo" snapshots --json | jq -r '.[-1].tree')
+[ "$t1" = "$t2" ] || fail "an unchanged directory got a new tree ($t1, then $t2)"
+if setfattr -n user.stash -v changed "$inc/d/f" 2>/dev/null; then
+  "$STASH" -r "$repo" backup -q "$inc"
+  rm -rf "$WORK/r5" && "$STASH" -r "$repo" restore -q latest --target "$WORK/r5"
+  [ "$(getfattr --only-values -n user.stash "$WORK/r5$inc/d/f" 2>/dev/null)" = changed ] || fail "an xattr set after the parent snapshot was not backed up"
+  [ "$("$STASH" -r "$repo" snapshots --json | jq -r '.[-1].tree')" != "$t2" ] || fail "a changed xattr left the tree as it was"
+  pass "incremental backups reuse unchanged trees and see a changed xattr"
+else
+  pass "incremental backups reuse unchanged trees (no user xattrs on this file system)"
+fi

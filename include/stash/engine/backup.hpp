@@ -68,6 +68,7 @@ class backup_run {
         std::vector<node> nodes;
         std::vector<char> skip;
         std::optional<id> previous;  // the parent snapshot's tree for this directory
+        std::vector<node> previous_nodes;  // and its nodes, when it could be loaded
         std::atomic<std::size_t> pending{1};
     };
 
@@ -237,24 +238,27 @@ private:
                 ds->nodes[i].xattrs = read_xattrs(full);
                 node const* pn = find_node(prev, name);
                 auto sub = subdir(ds, i, pn);
-                walk_virtual(child, full, sub.first, sub.second ? &*sub.second : nullptr);
+                walk_virtual(child, full, sub.first, sub.second);
             }
             ++i;
         }
         release(ds, threads_);
     }
 
-    // Creates the state of a subdirectory and loads the parent snapshot's version of it.
-    std::pair<dir_state*, std::optional<std::vector<node>>> subdir(dir_state* ds, std::size_t i, node const* pn) {
+    // Creates the state of a subdirectory and loads the parent snapshot's version of it; returns the
+    // state and the parent's nodes (owned by the state), or null.
+    std::pair<dir_state*, std::vector<node> const*> subdir(dir_state* ds, std::size_t i, node const* pn) {
         auto* child = new dir_state;
         child->parent = ds, child->slot = i;
-        std::optional<std::vector<node>> prev;
         if (pn && pn->type == node_type::dir && pn->subtree) {
             child->previous = *pn->subtree;
             // A parent tree that cannot be loaded only costs speed: its files are read again.
-            if (auto t = repo_.load_tree(*pn->subtree)) prev = std::move(*t);
+            if (auto t = repo_.load_tree(*pn->subtree)) {
+                child->previous_nodes = std::move(*t);
+                return {child, &child->previous_nodes};
+            }
         }
-        return {child, std::move(prev)};
+        return {child, nullptr};
     }
 
     // The entries of directory `path` ("" = the root) that are backed up, sorted by name: no excluded
@@ -298,7 +302,10 @@ private:
                node const* pn) {
         node& n = ds->nodes[i];
         n = node_from_stat(name, st, names_);
-        n.xattrs = read_xattrs(full);
+        // Setting or removing an extended attribute changes ctime: with the same inode and ctime, the
+        // parent snapshot's attributes are still current, and a listxattr per entry is saved.
+        if (pn && pn->type == n.type && pn->inode == n.inode && pn->ctime == n.ctime) n.xattrs = pn->xattrs;
+        else n.xattrs = read_xattrs(full);
         if (failure_flag_) {
             ds->skip[i] = 1;
             release(ds, threads_);
@@ -321,7 +328,7 @@ private:
             }
             case node_type::dir: {
                 auto sub = subdir(ds, i, pn);
-                walk_dir(full, sub.first, sub.second ? &*sub.second : nullptr);
+                walk_dir(full, sub.first, sub.second);
                 break;
             }
             case node_type::symlink: {
@@ -542,9 +549,14 @@ private:
         nodes.reserve(ds->nodes.size());
         for (std::size_t i = 0; i < ds->nodes.size(); ++i)
             if (!ds->skip[i]) nodes.push_back(std::move(ds->nodes[i]));
-        std::string const json = repo::tree_json(nodes);
-        id const tid = hasher::digest(as_bytes(json));
-        if (repo_.claim(tid, repo::blob_type::tree)) store_blob(tid, repo::blob_type::tree, as_bytes(json), self);
+        id tid;
+        if (ds->previous && !ds->previous_nodes.empty() && nodes == ds->previous_nodes) {
+            tid = *ds->previous;  // the parent snapshot's tree, as stored: nothing to serialize or hash
+        } else {
+            std::string const json = repo::tree_json(nodes);
+            tid = hasher::digest(as_bytes(json));
+            if (repo_.claim(tid, repo::blob_type::tree)) store_blob(tid, repo::blob_type::tree, as_bytes(json), self);
+        }
         dir_state* parent = ds->parent;
         if (!parent) {
             delete ds;

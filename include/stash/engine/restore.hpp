@@ -238,8 +238,8 @@ private:
         job->blobs.reserve(n.content.size());
         for (auto const& b : n.content) {
             auto loc = repo_.index().find(b, repo::blob_type::data);
-            if (!loc) {
-                report(path, "data blob " + b.str() + " not found in index");
+            if (!loc || loc->entry.length < crypto::restic_sealer::overhead) {
+                report(path, "data blob " + b.str() + (loc ? ": index entry shorter than a sealed blob" : " not found in index"));
                 ::close(fd);
                 return;
             }

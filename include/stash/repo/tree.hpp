@@ -72,6 +72,8 @@ struct node {
     std::vector<id> content;   ///< files: data blob IDs in order
     std::optional<id> subtree; ///< dirs: tree blob ID
     std::string error;
+    /// Field by field; timestamps compare as instants (their zone offsets may differ).
+    friend bool operator==(node const&, node const&) = default;
 };
 
 /// Appends a node's JSON in restic's field order and omitempty rules.

@@ -189,6 +189,10 @@ int cmd_backup(globals const& g, backup_args const& a) {
 
 int cmd_restore(globals const& g, std::string const& what, std::string const& target, std::vector<std::string> const& includes,
                 std::vector<std::string> const& excludes, std::vector<std::string> const& hosts) {
+    // Restore workers free what the walker allocated and each other's buffers: with an arena per
+    // thread that memory stays spread and resident (linux: 91 MiB peak, 67 MiB with one arena, at
+    // the same speed). Set before any worker starts.
+    ::mallopt(M_ARENA_MAX, 1);
     auto r = open_repo(g);
     std::unique_ptr<stock_repo::lock_holder> lock;
     if (!g.no_lock) lock = check(r.acquire_lock(false, [&] { return r.load_index(); }));

@@ -80,6 +80,11 @@ collect() {
       if want random; then
         rm -rf "$repo"; "$bin" -r "$repo" init >/dev/null 2>&1
         measure "$tool.random" "$bin" -r "$repo" backup -q "$data/random.bin"
+        if [ "$tool" = stash ]; then  # the disk's own sequential write speed with fsync, same bytes
+          rm -rf "$repo" && settle
+          measure dd dd if="$data/random.bin" of="$work/dd.out" bs=16M conv=fsync status=none
+          rm -f "$work/dd.out"
+        fi
       fi
       if want prune; then
         rm -rf "$repo" && cp -a "$base" "$repo" && settle
@@ -107,6 +112,13 @@ for c in initial unchanged edit restore restore-mem random prune; do
   sep=","
 done
 json+="}"
+if [ -f "$work/dd.times" ] && [ -f "$work/stash.random.times" ]; then
+  dt=$(cut -d' ' -f1 "$work/dd.times" | median); st=$(cut -d' ' -f1 "$work/stash.random.times" | median)
+  size=$(stat -c %s "$data/random.bin")
+  printf '\nrandom.bin: dd with fsync %.0f MB/s, stash backup %.0f MB/s (%.0f%% of dd)\n' "$(awk -v n="$size" -v t="$dt" 'BEGIN{print n/t/1e6}')" \
+    "$(awk -v n="$size" -v t="$st" 'BEGIN{print n/t/1e6}')" "$(awk -v a="$dt" -v b="$st" 'BEGIN{print 100*a/b}')"
+  json+=",\"dd_s\":$dt"
+fi
 if [ -f "$work/restic.repo_bytes" ]; then
   rb=$(median < "$work/restic.repo_bytes"); sb=$(median < "$work/stash.repo_bytes")
   printf '\nrepository size after all cases: restic %.1f MiB, stash %.1f MiB (%.3fx)\n' "$(awk -v a="$rb" 'BEGIN{print a/1048576}')" \

@@ -54,14 +54,14 @@ public:
         // Two bytes a step: the fingerprint two bytes on is a linear function of this one (d·x¹⁶ mod P
         // from two table lookups on its top 16 bits) plus terms of the bytes alone, so the loop-carried
         // chain is one lookup deep per two bytes. The fingerprint in between is computed on the side.
-        unsigned const lo_bits = t.degree - 8, mid_bits = t.degree - 16;
-        std::uint64_t const lo_mask = (std::uint64_t(1) << lo_bits) - 1, mid_mask = (std::uint64_t(1) << mid_bits) - 1;
+        unsigned const mid = shift - 8;  // d's bits below its top 16 (shift: below its top 8)
+        std::uint64_t const lo_mask = (std::uint64_t(1) << shift) - 1, mid_mask = (std::uint64_t(1) << mid) - 1;
         for (; i + 2 <= end; i += 2) {
             std::uint8_t const o1 = p[i - window], o2 = p[i + 1 - window], b1 = p[i], b2 = p[i + 1];
-            std::uint64_t const top = d >> lo_bits;
-            std::uint64_t const d1 = ((d & lo_mask) << 8) ^ t.x53[top] ^ t.out8[o1] ^ b1;
+            std::uint64_t const top = d >> shift;
+            std::uint64_t const d1 = ((d & lo_mask) << 8) ^ t.red8[top] ^ t.out8[o1] ^ b1;
             if ((d1 & mask_) == 0 || i + 1 == end) return {i + 1, d1};
-            d = ((d & mid_mask) << 16) ^ t.x61[top] ^ t.x53[(d >> mid_bits) & 0xff] ^ t.out16[o1] ^ t.out8[o2] ^
+            d = ((d & mid_mask) << 16) ^ t.red16[top] ^ t.red8[(d >> mid) & 0xff] ^ t.out16[o1] ^ t.out8[o2] ^
                 (std::uint64_t(b1) << 8 | b2);
             if ((d & mask_) == 0 || i + 2 == end) return {i + 2, d};
         }
@@ -74,12 +74,12 @@ public:
 private:
     struct tables {
         stash::chunk::polynomial pol;
-        unsigned degree, shift;
+        unsigned shift;
         std::array<std::uint64_t, 256> out{}, mod{};
-        // For two bytes a step (degree k): x53[u] = u·x^k mod P, x61[u] = u·x^(k+8) mod P,
+        // For two bytes a step (degree k): red8[u] = u·x^k mod P, red16[u] = u·x^(k+8) mod P,
         // out8[b] = out[b]·x⁸ mod P, out16[b] = out[b]·x¹⁶ mod P.
-        std::array<std::uint64_t, 256> x53{}, x61{}, out8{}, out16{};
-        explicit tables(stash::chunk::polynomial p) : pol(p), degree(unsigned(p.degree())), shift(unsigned(p.degree() - 8)) {
+        std::array<std::uint64_t, 256> red8{}, red16{}, out8{}, out16{};
+        explicit tables(stash::chunk::polynomial p) : pol(p), shift(unsigned(p.degree() - 8)) {
             using P = stash::chunk::polynomial;
             int const k = p.degree();
             for (std::uint64_t b = 0; b < 256; ++b) {
@@ -87,8 +87,8 @@ private:
                 for (std::size_t i = 0; i < window - 1; ++i) h = P::mod(h << 8, p.value);
                 out[b] = h;
                 mod[b] = P::mod(b << k, p.value) ^ (b << k);
-                x53[b] = P::mod(b << k, p.value);
-                x61[b] = P::mod(x53[b] << 8, p.value);
+                red8[b] = P::mod(b << k, p.value);
+                red16[b] = P::mod(red8[b] << 8, p.value);
                 out8[b] = P::mod(h << 8, p.value);
                 out16[b] = P::mod(out8[b] << 8, p.value);
             }

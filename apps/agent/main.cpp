@@ -133,11 +133,18 @@ struct backup_args {
     bool from_stdin = false, force = false;
 };
 
+// A shared lock (unless --no-lock), with the index loading during the lock's 200 ms wait.
+std::unique_ptr<stock_repo::lock_holder> lock_loading_index(globals const& g, stock_repo& r) {
+    if (g.no_lock) {
+        check(r.load_index());
+        return nullptr;
+    }
+    return check(r.acquire_lock(false, [&] { return r.load_index(); }));
+}
+
 int cmd_backup(globals const& g, backup_args const& a) {
     auto r = open_repo(g);
-    std::unique_ptr<stock_repo::lock_holder> lock;
-    if (!g.no_lock) lock = check(r.acquire_lock(false, [&] { return r.load_index(); }));  // the index loads during the lock's wait
-    else check(r.load_index());
+    auto lock = lock_loading_index(g, r);
     engine::backup_options opt;
     opt.paths = a.paths, opt.tags = a.tags, opt.excludes = a.excludes, opt.hostname = a.host, opt.force = a.force;
     opt.from_stdin = a.from_stdin, opt.stdin_filename = a.stdin_filename;
@@ -194,9 +201,7 @@ int cmd_restore(globals const& g, std::string const& what, std::string const& ta
     // the same speed). Set before any worker starts.
     ::mallopt(M_ARENA_MAX, 1);
     auto r = open_repo(g);
-    std::unique_ptr<stock_repo::lock_holder> lock;
-    if (!g.no_lock) lock = check(r.acquire_lock(false, [&] { return r.load_index(); }));
-    else check(r.load_index());
+    auto lock = lock_loading_index(g, r);
     std::string id_part = what, sub;
     if (auto c = what.find(':'); c != std::string::npos) id_part = what.substr(0, c), sub = what.substr(c + 1);
     auto snap = check(engine::find_snapshot(r, id_part, {hosts, {}, {}}));
@@ -601,9 +606,7 @@ int cmd_stats(globals const& g, std::vector<std::string> const& ids, std::string
     else if (mode == "raw-data") m = engine::stats_mode::raw_data;
     else throw fatal("--mode \"" + mode + "\": expected restore-size or raw-data");
     auto r = open_repo(g);
-    std::unique_ptr<stock_repo::lock_holder> lock;
-    if (!g.no_lock) lock = check(r.acquire_lock(false, [&] { return r.load_index(); }));
-    else check(r.load_index());
+    auto lock = lock_loading_index(g, r);
     std::vector<engine::snapshot_entry> snaps;
     if (ids.empty()) snaps = check(engine::load_snapshots(r, f));
     else

@@ -154,7 +154,7 @@ public:
                     walk_virtual(t, "", root, parent_root.empty() ? nullptr : &parent_root);
                 }
             }
-            flush_batch();
+            batches_.flush(*pool_);
             root_future.wait();  // the walkers released their hold; workers finish the rest
             pool_->join();
             reporter.finish();
@@ -322,7 +322,7 @@ private:
                     release(ds, threads_);
                 } else {
                     bool const known = pn && pn->type == node_type::file;
-                    queue_file({ds, i, full, known}, n.size);
+                    batches_.add(*pool_, {ds, i, full, known}, n.size);
                 }
                 break;
             }
@@ -394,31 +394,6 @@ private:
         std::string path;
         bool known;
     };
-
-    // Small files go to the workers in batches: one task (and one wake-up) per file costs more than
-    // reading a source file of a few KiB. Large files are tasks of their own, so they spread over
-    // the workers.
-    static constexpr std::size_t batch_files = 64;
-    static constexpr std::uint64_t batch_bytes = 4 << 20, alone_bytes = 1 << 20;
-
-    void queue_file(file_item f, std::uint64_t size) {
-        if (size >= alone_bytes) {
-            pool_->submit_file([this, f = std::move(f)](unsigned self) { read_file(f.ds, f.i, f.path, f.known, self); });
-            return;
-        }
-        batch_.push_back(std::move(f));
-        batch_size_ += size;
-        if (batch_.size() >= batch_files || batch_size_ >= batch_bytes) flush_batch();
-    }
-
-    void flush_batch() {
-        if (batch_.empty()) return;
-        pool_->submit_file([this, items = std::move(batch_)](unsigned self) {
-            for (auto const& f : items) read_file(f.ds, f.i, f.path, f.known, self);
-        });
-        batch_.clear();
-        batch_size_ = 0;
-    }
 
     // --- workers --------------------------------------------------------------------------------
 
@@ -588,8 +563,8 @@ private:
     std::mutex fail_mu_;
     std::optional<error> failure_;
     std::atomic<bool> failure_flag_{false};
-    std::vector<file_item> batch_;  // walker only
-    std::uint64_t batch_size_ = 0;
+    engine::detail::file_batches<file_item> batches_{
+        [this](file_item const& f, unsigned self) { read_file(f.ds, f.i, f.path, f.known, self); }};
 };
 
 }  // namespace detail

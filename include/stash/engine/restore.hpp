@@ -80,7 +80,7 @@ public:
             progress_reporter reporter(progress_, opt_.on_progress, opt_.progress_interval);
             pool_ = std::make_unique<pool>(threads_, 8 * threads_ + 16, 2 * threads_);
             walk(*nodes, target, vpath);
-            flush_batch();
+            batches_.flush(*pool_);
             pool_->join();
             for (auto const& [path, n] : links_) link(path, n);
             // Directory metadata last, deepest first, after their contents stopped changing.
@@ -152,7 +152,8 @@ private:
                         }
                     }
                     ++files_;
-                    queue_file(path, files_owned_.emplace_back(n));
+                    node const& owned = files_owned_.emplace_back(n);
+                    batches_.add(*pool_, {path, &owned}, owned.size);
                     break;
                 }
                 case node_type::symlink:
@@ -175,30 +176,6 @@ private:
                 case node_type::socket: break;
             }
         }
-    }
-
-    // Small files go to the workers in batches, as in backup: a task and a wake-up per file cost
-    // more than writing a source file of a few KiB.
-    static constexpr std::size_t batch_files = 64;
-    static constexpr std::uint64_t batch_bytes = 4 << 20, alone_bytes = 1 << 20;
-
-    void queue_file(std::string const& path, node const& n) {
-        if (n.size >= alone_bytes) {
-            pool_->submit_file([this, path, &n](unsigned self) { write_file(path, n, self); });
-            return;
-        }
-        batch_.emplace_back(path, &n);
-        batch_size_ += n.size;
-        if (batch_.size() >= batch_files || batch_size_ >= batch_bytes) flush_batch();
-    }
-
-    void flush_batch() {
-        if (batch_.empty()) return;
-        pool_->submit_file([this, items = std::move(batch_)](unsigned self) {
-            for (auto const& [path, n] : items) write_file(path, *n, self);
-        });
-        batch_.clear();
-        batch_size_ = 0;
     }
 
     static bool all_zero(bytes const& b) noexcept {
@@ -250,12 +227,10 @@ private:
         // afford. The parts of a large file go to all workers, each writing at its own offset.
         std::vector<part> parts;
         for (std::size_t i = 0; i < job->blobs.size(); ++i) {
-            auto const& e = job->blobs[i].entry;
-            auto const plain = e.uncompressed_length ? e.uncompressed_length : e.length - crypto::restic_sealer::overhead;
             if (parts.empty() || !adjacent(job->blobs[i - 1], job->blobs[i], job->blobs[parts.back().first]))
                 parts.push_back({i, 0, job->size});
             ++parts.back().count;
-            job->size += plain;
+            job->size += job->blobs[i].entry.plaintext_length(crypto::restic_sealer::overhead);
         }
         job->pending = std::max<std::size_t>(parts.size(), 1);
         if (parts.empty()) return finish(*job);
@@ -335,8 +310,8 @@ private:
     std::map<std::pair<std::uint64_t, std::uint64_t>, std::string> first_link_;
     std::map<std::string, std::string> link_source_;
     std::atomic<std::uint64_t> files_{0}, others_{0};
-    std::vector<std::pair<std::string, node const*>> batch_;  // walker only
-    std::uint64_t batch_size_ = 0;
+    engine::detail::file_batches<std::pair<std::string, node const*>> batches_{
+        [this](auto const& f, unsigned self) { write_file(f.first, *f.second, self); }};
     std::optional<error> failure_;
 };
 

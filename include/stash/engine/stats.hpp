@@ -53,8 +53,7 @@ result<repo_stats> compute_stats(Repo& repo, std::vector<snapshot_entry> const& 
                 return;
             }
             st.total_size += loc->entry.length;
-            st.total_uncompressed_size +=
-                loc->entry.uncompressed_length ? loc->entry.uncompressed_length : loc->entry.length - repo.sealer().overhead;
+            st.total_uncompressed_size += loc->entry.plaintext_length(repo.sealer().overhead);
             ++st.total_blob_count;
         });
         if (missing) return *missing;

@@ -21,6 +21,11 @@ struct blob_entry {
     std::uint32_t length = 0;               ///< of the sealed blob (stored size + 32)
     std::uint32_t uncompressed_length = 0;  ///< plaintext size for compressed blobs, 0 otherwise
 
+    /// The plaintext size, for a sealer adding `overhead` bytes (restic: 32). Pre: `length >= overhead`.
+    std::uint64_t plaintext_length(std::size_t overhead) const noexcept {
+        return uncompressed_length ? uncompressed_length : length - overhead;
+    }
+
     friend bool operator==(blob_entry const&, blob_entry const&) = default;
 };
 

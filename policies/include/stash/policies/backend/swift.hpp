@@ -29,7 +29,8 @@ struct swift_options {
 /** A repository in a Swift container, laid out as restic lays it out (`<prefix>/data/<2 hex>/<id>`,
     …): PUT, GET with a Range, HEAD for sizes, DELETE, and JSON listings paged by `marker`. The
     token and storage URL come from the auth service (v1 headers, Keystone v2 service catalog, or
-    Keystone v3 `X-Subject-Token` and catalog, public interface, chosen region); a 401 renews them once.
+    Keystone v3 `X-Subject-Token` and catalog, public interface, chosen region). A 401 renews them,
+    up to three times a request: one thread authenticates while the others wait for its token.
 
     Repository string (as restic's): `swift:<container>:/<prefix>`.
 
@@ -142,9 +143,11 @@ public:
 
 private:
     struct state {
+        std::mutex auth_mu;  // held across an authentication, so concurrent 401s renew once
         std::mutex mu;
         std::shared_ptr<net::http_client> storage;
-        std::string base_path;  // the storage URL's path: /v1/AUTH_account
+        std::string url;        // the storage URL
+        std::string base_path;  // its path: /v1/AUTH_account
         std::string token;
     };
 
@@ -159,6 +162,11 @@ private:
     }
 
     result<void> connect(std::string const& storage_url, std::string const& token) {
+        std::lock_guard lk(st_->mu);
+        if (st_->storage && st_->url == storage_url) {  // a renewed token: keep the connections
+            st_->token = token;
+            return {};
+        }
         auto o = net::origin::parse(storage_url);
         if (!o) return std::move(o).error();
         auto c = net::http_client::make(*o, opt_->http);
@@ -166,8 +174,8 @@ private:
         auto const path_start = storage_url.find('/', storage_url.find("://") + 3);
         std::string path = path_start == std::string::npos ? "" : storage_url.substr(path_start);
         while (path.ends_with('/')) path.pop_back();
-        std::lock_guard lk(st_->mu);
         st_->storage = std::shared_ptr<net::http_client>(std::move(*c));
+        st_->url = storage_url;
         st_->base_path = path;
         st_->token = token;
         return {};
@@ -250,10 +258,20 @@ private:
                                                " in the service catalog of " + opt_->auth_url);
     }
 
+    // Authenticates, unless another thread replaced the `stale` token while this one waited.
+    result<void> renew(std::string const& stale) {
+        std::lock_guard a(st_->auth_mu);
+        {
+            std::lock_guard lk(st_->mu);
+            if (st_->storage && st_->token != stale) return {};
+        }
+        if (auto r = authenticate(); !r) return error{r.error().code, location_ + ": " + r.error().what()};
+        return {};
+    }
+
     // `sub` is appended to /<container> of the storage URL's path.
     result<net::http_response> send(net::http::verb v, std::string const& sub, net::header_list headers, byte_span body) {
-        bool fresh = false;  // authenticated during this call: a 401 now is final
-        for (;;) {
+        for (int renewals = 0;;) {
             std::shared_ptr<net::http_client> client;
             std::string base, token;
             {
@@ -261,18 +279,17 @@ private:
                 client = st_->storage, base = st_->base_path, token = st_->token;
             }
             if (!client) {
-                if (auto a = authenticate(); !a) return error{a.error().code, location_ + ": " + a.error().what()};
-                fresh = true;
+                STASH_TRYV(renew(token));
                 continue;
             }
             auto hs = headers;
             hs.emplace_back("X-Auth-Token", token);
             auto r = client->send(v, base + "/" + net::sigv4::uri_encode(opt_->container, false) + sub, hs, body);
             if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
-            if (r->status == 401 && !fresh && !opt_->auth_url.empty()) {  // the token expired: authenticate again
-                std::lock_guard lk(st_->mu);
-                if (st_->token == token) st_->storage.reset();
-                fresh = true;
+            // Tokens expire or are revoked: renew, a few times at most, since a server may hand out
+            // tokens that lack the rights for this container.
+            if (r->status == 401 && !opt_->auth_url.empty() && renewals++ < 3) {
+                STASH_TRYV(renew(token));
                 continue;
             }
             return r;

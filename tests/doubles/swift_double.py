@@ -10,7 +10,8 @@ Keystone v3 `POST /v3/auth/tokens` (password method, user and project with domai
 X-Subject-Token and token.catalog; the token on every storage request; container PUT; object PUT
 (Content-Length), GET (optional `bytes=a-b` Range), HEAD, DELETE; container GET with format=json,
 prefix, limit and marker. With TOKEN_USES, a token expires after that many storage requests (to
-test renewal); `GET /_auths` tells how many tokens were issued.
+test renewal); `GET /_auths` tells how many tokens were issued, `GET /_requests` how many storage
+requests came.
 
 Usage: swift_double.py PORT_FILE USER KEY PROJECT VIOLATIONS_FILE
 """
@@ -23,6 +24,7 @@ lock = threading.Lock()
 containers = {}
 tokens = {}   # token -> storage requests left (None: unlimited)
 counter = [0]
+storage_requests = [0]
 token_uses = int(os.environ.get("TOKEN_USES", "0")) or None
 
 
@@ -41,6 +43,7 @@ def new_token():
 
 def use_token(t):
     with lock:
+        storage_requests[0] += 1
         if t not in tokens:
             return False
         if tokens[t] is not None:
@@ -93,6 +96,8 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path
         if path == "/_auths" and self.command == "GET":
             return self.reply(200, str(counter[0]).encode())
+        if path == "/_requests" and self.command == "GET":
+            return self.reply(200, str(storage_requests[0]).encode())
         if path == "/auth/v1.0":
             if self.command != "GET":
                 return self.bad("v1 auth takes GET")

@@ -1,7 +1,9 @@
 // Backend drivers without their servers: AWS Signature V4 against AWS's published examples, the
-// retry and fault decorators over the memory backend, and repository-string parsing.
+// retry and fault decorators over the memory backend, repository-string parsing, and the shared
+// credential the token-based drivers renew.
 #include <stash/policies/backend/any.hpp>
 #include <stash/policies/backend/azure.hpp>
+#include <stash/policies/backend/detail/shared_credential.hpp>
 #include <stash/policies/backend/fault.hpp>
 #include <stash/policies/backend/memory.hpp>
 #include <stash/policies/backend/rest.hpp>
@@ -10,7 +12,9 @@
 
 #include "result_printer.hpp"
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 using namespace stash;
 namespace sigv4 = stash::net::sigv4;
@@ -144,4 +148,31 @@ TEST_CASE("Azure Shared Key: the string to sign of Microsoft's documented exampl
     auto const put = be::azure::string_to_sign("PUT", {{"content-length", "0"}, {"content-type", "application/octet-stream"}, {"x-ms-blob-type", "BlockBlob"},
                                                        {"x-ms-date", "D"}, {"x-ms-version", "V"}}, "acct", "/acct/c/b", {});
     CHECK(put == "PUT\n\n\n\n\napplication/octet-stream\n\n\n\n\n\n\nx-ms-blob-type:BlockBlob\nx-ms-date:D\nx-ms-version:V\n/acct/acct/c/b");
+}
+
+TEST_CASE("shared credential: requests that see one token rejected wait for a single renewal", "[backend][credential]") {
+    be::detail::shared_credential<int> cred;
+    std::atomic<int> fetches{0};
+    auto const fetch = [&](int const* previous) -> result<int> {
+        ++fetches;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a slow auth service
+        return previous ? *previous + 1 : 1;
+    };
+    auto first = cred.get(fetch);
+    REQUIRE(first);
+    CHECK(**first == 1);
+    CHECK(**cred.get(fetch) == 1);  // cached
+    // Eight requests in flight all find token 1 rejected.
+    std::vector<std::thread> ts;
+    std::vector<int> seen(8);
+    for (int i = 0; i < 8; ++i) ts.emplace_back([&, i] { seen[i] = **cred.renew(*first, fetch); });
+    for (auto& t : ts) t.join();
+    CHECK(fetches == 2);
+    CHECK(std::set<int>(seen.begin(), seen.end()) == std::set<int>{2});
+    // A request that saw token 2 rejected gets token 3; a failing fetch is reported and keeps the last.
+    CHECK(**cred.renew(*cred.get(fetch), fetch) == 3);
+    auto e = cred.renew(*cred.get(fetch), [](int const*) -> result<int> { return make_error(errc::unauthorized, "auth: HTTP 401"); });
+    REQUIRE(!e);
+    CHECK(e.error().is(errc::unauthorized));
+    CHECK(**cred.get(fetch) == 3);
 }

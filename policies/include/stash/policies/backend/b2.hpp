@@ -4,6 +4,7 @@
 #include <stash/concepts/backend.hpp>
 #include <stash/core/hex.hpp>
 #include <stash/policies/backend/detail/object_store.hpp>
+#include <stash/policies/backend/detail/shared_credential.hpp>
 #include <stash/policies/net/http.hpp>
 #include <stash/policies/net/sigv4.hpp>
 
@@ -29,8 +30,9 @@ struct b2_options {
     `b2_authorize_account` (Basic auth with the key) gives the API and download URLs and a token;
     uploads go to URLs from `b2_get_upload_url` (each used by one upload at a time, kept for reuse)
     with the content's SHA-1; downloads by name with a Range; `b2_list_file_names` pages by
-    `nextFileName`; a remove deletes every version of the file. An expired token (401) is renewed
-    once. `create` makes the bucket (allPrivate) when it does not exist.
+    `nextFileName`; a remove deletes every version of the file. An expired token (401) is renewed,
+    up to three times a request, by one thread while the others wait for it. `create` makes the
+    bucket (allPrivate) when it does not exist.
 
     Repository string (as restic's): `b2:<bucket>:/<prefix>`.
 
@@ -64,7 +66,7 @@ public:
     std::string location() const { return location_; }
 
     result<void> create() {
-        auto s = session(false, true);
+        auto s = st_->session.get([this](session_info const*) { return authorize(true); });
         if (!s) return std::move(s).error();
         return detail::must_be_new(*this, location_);
     }
@@ -109,9 +111,9 @@ public:
         std::string const dir = detail::list_prefix(opt_->prefix, t);
         std::string start;
         for (;;) {
-            auto s = session(false, false);
+            auto s = session();
             if (!s) return std::move(s).error();
-            boost::json::object q{{"bucketId", s->bucket_id}, {"prefix", dir}, {"maxFileCount", opt_->list_page}};
+            boost::json::object q{{"bucketId", (*s)->bucket_id}, {"prefix", dir}, {"maxFileCount", opt_->list_page}};
             if (!start.empty()) q["startFileName"] = start;
             auto v = call("b2_list_file_names", q, std::string("list ") + dir_name(t));
             if (!v) return std::move(v).error();
@@ -129,9 +131,9 @@ public:
 
     result<void> remove(handle const& h) {
         auto const name = detail::object_key(opt_->prefix, h);
-        auto s = session(false, false);
+        auto s = session();
         if (!s) return std::move(s).error();
-        auto v = call("b2_list_file_versions", {{"bucketId", s->bucket_id}, {"startFileName", name}, {"prefix", name}, {"maxFileCount", 100}}, "remove " + h.str());
+        auto v = call("b2_list_file_versions", {{"bucketId", (*s)->bucket_id}, {"startFileName", name}, {"prefix", name}, {"maxFileCount", 100}}, "remove " + h.str());
         if (!v) return std::move(v).error();
         bool any = false;
         if (auto const* files = v->get_object().if_contains("files"); files && files->is_array())
@@ -154,9 +156,10 @@ private:
         std::shared_ptr<net::http_client> client;
         std::string path, token;
     };
+    using session_ptr = std::shared_ptr<session_info const>;
     struct state {
-        std::mutex mu;
-        std::optional<session_info> session;
+        detail::shared_credential<session_info> session;
+        std::mutex mu;  // guards idle_uploads
         std::vector<upload_url> idle_uploads;
     };
 
@@ -173,12 +176,15 @@ private:
         return std::pair{std::shared_ptr<net::http_client>(std::move(*c)), path};
     }
 
-    // The authorized session (authorizing, and finding or creating the bucket, when needed).
-    result<session_info> session(bool renew, bool create_bucket) {
-        {
-            std::lock_guard lk(st_->mu);
-            if (st_->session && !renew && !create_bucket) return *st_->session;
-        }
+    result<session_ptr> session() {
+        return st_->session.get([this](session_info const*) { return authorize(false); });
+    }
+    result<session_ptr> renew(session_ptr const& stale) {
+        return st_->session.renew(stale, [this](session_info const*) { return authorize(false); });
+    }
+
+    // A new session: authorizes, and finds (or creates) the bucket.
+    result<session_info> authorize(bool create_bucket) {
         auto const what = "b2: authorization at " + opt_->api_url;
         auto auth = client_for(opt_->api_url, opt_->http);
         if (!auth) return std::move(auth).error();
@@ -213,8 +219,7 @@ private:
             s.bucket_id = std::string(made->at("bucketId").as_string());
         }
         std::lock_guard lk(st_->mu);
-        st_->session = s;
-        st_->idle_uploads.clear();
+        st_->idle_uploads.clear();  // their tokens came with the old session
         return s;
     }
 
@@ -229,13 +234,16 @@ private:
         if (ec || !v.is_object()) return make_error(errc::io, location_ + ": " + op + ": the answer is not a JSON object");
         return v;
     }
-    // An API call on the current session, renewed once on 401 (expired_auth_token).
+    // An API call on the current session, renewed on 401 (expired_auth_token).
     result<boost::json::value> call(std::string const& op, boost::json::object const& body, std::string const& what) {
-        for (int attempt = 0;; ++attempt) {
-            auto s = session(attempt > 0, false);
+        auto s = session();
+        for (int renewals = 0;; ++renewals) {
             if (!s) return std::move(s).error();
-            auto v = raw_call(*s, op, body);
-            if (!v && v.error().is(errc::unauthorized) && attempt == 0) continue;
+            auto v = raw_call(**s, op, body);
+            if (!v && v.error().is(errc::unauthorized) && renewals < 3) {
+                s = renew(*s);
+                continue;
+            }
             if (!v) return error{v.error().code, v.error().what() + " (" + what + ")"};
             return v;
         }
@@ -243,14 +251,17 @@ private:
 
     result<net::http_response> download(net::http::verb v, handle const& h, net::header_list hs) {
         auto const target = "/file/" + net::sigv4::uri_encode(opt_->bucket, false) + "/" + net::sigv4::uri_encode(detail::object_key(opt_->prefix, h), true);
-        for (int attempt = 0;; ++attempt) {
-            auto s = session(attempt > 0, false);
+        auto s = session();
+        for (int renewals = 0;; ++renewals) {
             if (!s) return std::move(s).error();
             auto headers = hs;
-            headers.emplace_back("Authorization", s->token);
-            auto r = s->download->send(v, s->download_path + target, headers);
+            headers.emplace_back("Authorization", (*s)->token);
+            auto r = (*s)->download->send(v, (*s)->download_path + target, headers);
             if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
-            if (r->status == 401 && attempt == 0) continue;
+            if (r->status == 401 && renewals < 3) {
+                s = renew(*s);
+                continue;
+            }
             return r;
         }
     }
@@ -264,9 +275,9 @@ private:
                 return u;
             }
         }
-        auto s = session(false, false);
+        auto s = session();
         if (!s) return std::move(s).error();
-        auto v = call("b2_get_upload_url", {{"bucketId", s->bucket_id}}, "get an upload URL");
+        auto v = call("b2_get_upload_url", {{"bucketId", (*s)->bucket_id}}, "get an upload URL");
         if (!v) return std::move(v).error();
         auto const* url = v->get_object().if_contains("uploadUrl");
         auto const* tok = v->get_object().if_contains("authorizationToken");

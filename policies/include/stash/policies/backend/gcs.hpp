@@ -3,6 +3,7 @@
 
 #include <stash/concepts/backend.hpp>
 #include <stash/policies/backend/detail/object_store.hpp>
+#include <stash/policies/backend/detail/shared_credential.hpp>
 #include <stash/core/hex.hpp>
 #include <stash/policies/net/http.hpp>
 #include <stash/policies/net/sigv4.hpp>
@@ -14,7 +15,6 @@
 
 #include <chrono>
 #include <fstream>
-#include <mutex>
 #include <tuple>
 
 namespace stash::policies::backend {
@@ -70,11 +70,29 @@ public:
         return t;
     }
 
-    /// A valid bearer token; `refresh` forces a new one (after a 401).
-    result<std::string> token(bool refresh = false) {
-        std::lock_guard lk(mu_);
+    struct bearer {
+        std::string token;
+        std::chrono::system_clock::time_point expires;  // a minute early
+    };
+    using bearer_ptr = std::shared_ptr<bearer const>;
+
+    /// A bearer token that has not expired.
+    result<bearer_ptr> token() {
+        auto const fetch = [this](bearer const*) { return grant(); };
+        auto t = cache_.get(fetch);
+        if (t && std::chrono::system_clock::now() >= (*t)->expires) return cache_.renew(*t, fetch);
+        return t;
+    }
+    /// A token other than `rejected` (after a 401): one grant for all the threads that saw it rejected.
+    result<bearer_ptr> renew(bearer_ptr const& rejected) {
+        return cache_.renew(rejected, [this](bearer const*) { return grant(); });
+    }
+
+private:
+    gcs_token_source() = default;
+
+    result<bearer> grant() const {
         auto const now = std::chrono::system_clock::now();
-        if (!refresh && !token_.empty() && now < expires_) return token_;
         auto const iat = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
         boost::json::object header{{"alg", "RS256"}, {"typ", "JWT"}};
         if (!key_id_.empty()) header["kid"] = key_id_;
@@ -100,13 +118,8 @@ public:
         auto const* tok = !ec && v.is_object() ? v.get_object().if_contains("access_token") : nullptr;
         if (!tok || !tok->is_string()) return make_error(errc::io, "gcs: the token endpoint's answer has no access_token");
         auto const* exp = v.get_object().if_contains("expires_in");
-        token_ = std::string(tok->get_string());
-        expires_ = now + std::chrono::seconds((exp && exp->is_number() ? exp->to_number<std::int64_t>() : 3600) - 60);
-        return token_;
+        return bearer{std::string(tok->get_string()), now + std::chrono::seconds((exp && exp->is_number() ? exp->to_number<std::int64_t>() : 3600) - 60)};
     }
-
-private:
-    gcs_token_source() = default;
 
     result<bytes> sign(std::string const& input) const {
         std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
@@ -127,15 +140,14 @@ private:
     std::string email_, key_id_, token_uri_, path_;
     std::unique_ptr<EVP_PKEY, pkey_free> pkey_;
     std::unique_ptr<net::http_client> client_;
-    std::mutex mu_;
-    std::string token_;
-    std::chrono::system_clock::time_point expires_{};
+    detail::shared_credential<bearer> cache_;
 };
 
 /** A repository in a GCS bucket, laid out as restic lays it out (`<prefix>/data/<2 hex>/<id>`, …),
     through the JSON API: simple media uploads (`uploadType=media`), `alt=media` downloads with a
     Range, object metadata for sizes, paged listing (`pageToken`), delete; `create` makes the bucket
-    in `project_id` when it does not exist. A 401 renews the token once.
+    in `project_id` when it does not exist. A 401 renews the token, three times at most a request,
+    with one grant for all the requests that saw it rejected.
 
     Repository string (as restic's): `gs:<bucket>:/<prefix>`. Credentials: the service account key
     in `GOOGLE_SERVICE_ACCOUNT_JSON_KEY` (its contents, as Stash's Secrets hold it) or in the file
@@ -282,14 +294,17 @@ private:
     }
 
     result<net::http_response> send(net::http::verb v, std::string const& target, net::header_list headers, byte_span body) {
-        for (int attempt = 0;; ++attempt) {
-            auto tok = tokens_->token(attempt > 0);
+        auto tok = tokens_->token();
+        for (int renewals = 0;; ++renewals) {
             if (!tok) return error{tok.error().code, location_ + ": " + tok.error().what()};
             auto hs = headers;
-            hs.emplace_back("Authorization", "Bearer " + *tok);
+            hs.emplace_back("Authorization", "Bearer " + (*tok)->token);
             auto r = client_->send(v, target, hs, body);
             if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
-            if (r->status == 401 && attempt == 0) continue;  // expired or revoked: renew once
+            if (r->status == 401 && renewals < 3) {  // expired or revoked
+                tok = tokens_->renew(*tok);
+                continue;
+            }
             return r;
         }
     }

@@ -3,12 +3,12 @@
 
 #include <stash/concepts/backend.hpp>
 #include <stash/policies/backend/detail/object_store.hpp>
+#include <stash/policies/backend/detail/shared_credential.hpp>
 #include <stash/policies/net/http.hpp>
 #include <stash/policies/net/sigv4.hpp>
 
 #include <boost/json.hpp>
 
-#include <mutex>
 #include <tuple>
 
 namespace stash::policies::backend {
@@ -45,13 +45,9 @@ public:
         if (opt.storage_url.empty() && (opt.auth_url.empty() || opt.user.empty() || opt.key.empty()))
             return make_error(errc::invalid_argument, "swift: set ST_AUTH, ST_USER and ST_KEY, or OS_AUTH_URL, OS_USERNAME and OS_PASSWORD, or OS_STORAGE_URL and OS_AUTH_TOKEN");
         swift s;
-        s.st_ = std::make_shared<state>();
+        s.session_ = std::make_shared<detail::shared_credential<session>>();
         s.location_ = "swift:" + opt.container + ":/" + opt.prefix;
         s.opt_ = std::make_shared<swift_options const>(std::move(opt));
-        if (!s.opt_->storage_url.empty()) {
-            auto r = s.connect(s.opt_->storage_url, s.opt_->token);
-            if (!r) return std::move(r).error();
-        }
         return s;
     }
 
@@ -142,9 +138,7 @@ public:
     }
 
 private:
-    struct state {
-        std::mutex auth_mu;  // held across an authentication, so concurrent 401s renew once
-        std::mutex mu;
+    struct session {
         std::shared_ptr<net::http_client> storage;
         std::string url;        // the storage URL
         std::string base_path;  // its path: /v1/AUTH_account
@@ -161,28 +155,32 @@ private:
         return net::status_error(r.status, location_ + ": " + what, body);
     }
 
-    result<void> connect(std::string const& storage_url, std::string const& token) {
-        std::lock_guard lk(st_->mu);
-        if (st_->storage && st_->url == storage_url) {  // a renewed token: keep the connections
-            st_->token = token;
-            return {};
+    static result<session> connect(std::string const& storage_url, std::string const& token, session const* previous, net::http_options const& http) {
+        if (previous && previous->url == storage_url) {  // a renewed token: keep the connections
+            session s = *previous;
+            s.token = token;
+            return s;
         }
         auto o = net::origin::parse(storage_url);
         if (!o) return std::move(o).error();
-        auto c = net::http_client::make(*o, opt_->http);
+        auto c = net::http_client::make(*o, http);
         if (!c) return std::move(c).error();
         auto const path_start = storage_url.find('/', storage_url.find("://") + 3);
         std::string path = path_start == std::string::npos ? "" : storage_url.substr(path_start);
         while (path.ends_with('/')) path.pop_back();
-        st_->storage = std::shared_ptr<net::http_client>(std::move(*c));
-        st_->url = storage_url;
-        st_->base_path = path;
-        st_->token = token;
-        return {};
+        return session{std::shared_ptr<net::http_client>(std::move(*c)), storage_url, path, token};
+    }
+
+    // The configured storage URL and token first, if any, then sessions from the auth service.
+    result<session> fetch(session const* previous) const {
+        bool const given = !opt_->storage_url.empty() && (!previous || opt_->auth_url.empty());
+        auto s = given ? connect(opt_->storage_url, opt_->token, previous, opt_->http) : authenticate(previous);
+        if (!s) return error{s.error().code, location_ + ": " + s.error().what()};
+        return s;
     }
 
     // Asks the auth service for a token and the storage URL.
-    result<void> authenticate() {
+    result<session> authenticate(session const* previous) const {
         auto const& o = *opt_;
         auto origin = net::origin::parse(o.auth_url);
         if (!origin) return std::move(origin).error();
@@ -208,7 +206,7 @@ private:
             STASH_TRYV(check(*r));
             auto url = endpoint_from_catalog(r->body_text(), "/token/catalog", true);
             if (!url) return std::move(url).error();
-            return connect(*url, r->header("X-Subject-Token"));
+            return connect(*url, r->header("X-Subject-Token"), previous, o.http);
         }
         if (path.ends_with("/v2.0")) {
             boost::json::object body{{"auth", {{"passwordCredentials", {{"username", o.user}, {"password", o.key}}}, {"tenantName", o.project}}}};
@@ -222,7 +220,7 @@ private:
             auto v = boost::json::parse(r->body_text(), ec);
             auto const* tok = ec ? nullptr : v.find_pointer("/access/token/id", ec);
             if (!tok || !tok->is_string()) return make_error(errc::io, what + ": no access.token.id in the answer");
-            return connect(*url, std::string(tok->get_string()));
+            return connect(*url, std::string(tok->get_string()), previous, o.http);
         }
         // v1: credentials in headers, token and storage URL in the answer's headers.
         auto r = (*c)->send(net::http::verb::get, path, {{"X-Auth-User", o.user}, {"X-Auth-Key", o.key}});
@@ -231,7 +229,7 @@ private:
         auto url = r->header("X-Storage-Url");
         auto tok = r->header("X-Auth-Token");
         if (url.empty() || tok.empty()) return make_error(errc::io, what + ": the answer lacks X-Storage-Url or X-Auth-Token");
-        return connect(url, tok);
+        return connect(url, tok, previous, o.http);
     }
 
     // The object-store endpoint of a Keystone service catalog: public, in the configured region if any.
@@ -258,45 +256,27 @@ private:
                                                " in the service catalog of " + opt_->auth_url);
     }
 
-    // Authenticates, unless another thread replaced the `stale` token while this one waited.
-    result<void> renew(std::string const& stale) {
-        std::lock_guard a(st_->auth_mu);
-        {
-            std::lock_guard lk(st_->mu);
-            if (st_->storage && st_->token != stale) return {};
-        }
-        if (auto r = authenticate(); !r) return error{r.error().code, location_ + ": " + r.error().what()};
-        return {};
-    }
-
     // `sub` is appended to /<container> of the storage URL's path.
     result<net::http_response> send(net::http::verb v, std::string const& sub, net::header_list headers, byte_span body) {
-        for (int renewals = 0;;) {
-            std::shared_ptr<net::http_client> client;
-            std::string base, token;
-            {
-                std::lock_guard lk(st_->mu);
-                client = st_->storage, base = st_->base_path, token = st_->token;
-            }
-            if (!client) {
-                STASH_TRYV(renew(token));
-                continue;
-            }
+        auto const fetch = [this](session const* previous) { return this->fetch(previous); };
+        auto s = session_->get(fetch);
+        for (int renewals = 0;; ++renewals) {
+            if (!s) return std::move(s).error();
             auto hs = headers;
-            hs.emplace_back("X-Auth-Token", token);
-            auto r = client->send(v, base + "/" + net::sigv4::uri_encode(opt_->container, false) + sub, hs, body);
+            hs.emplace_back("X-Auth-Token", (*s)->token);
+            auto r = (*s)->storage->send(v, (*s)->base_path + "/" + net::sigv4::uri_encode(opt_->container, false) + sub, hs, body);
             if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
             // Tokens expire or are revoked: renew, a few times at most, since a server may hand out
             // tokens that lack the rights for this container.
-            if (r->status == 401 && !opt_->auth_url.empty() && renewals++ < 3) {
-                STASH_TRYV(renew(token));
+            if (r->status == 401 && !opt_->auth_url.empty() && renewals < 3) {
+                s = session_->renew(*s, fetch);
                 continue;
             }
             return r;
         }
     }
 
-    std::shared_ptr<state> st_;
+    std::shared_ptr<detail::shared_credential<session>> session_;
     std::shared_ptr<swift_options const> opt_;
     std::string location_;
 };

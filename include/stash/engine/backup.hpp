@@ -564,7 +564,9 @@ private:
     std::optional<error> failure_;
     std::atomic<bool> failure_flag_{false};
     engine::detail::file_batches<file_item> batches_{
-        [this](file_item const& f, unsigned self) { read_file(f.ds, f.i, f.path, f.known, self); }};
+        [this](std::span<file_item const> files, unsigned self) {
+            for (auto const& f : files) read_file(f.ds, f.i, f.path, f.known, self);
+        }};
 };
 
 }  // namespace detail

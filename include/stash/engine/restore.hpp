@@ -10,10 +10,13 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
+#include <span>
+#include <tuple>
 
 namespace stash::engine {
 
@@ -106,6 +109,23 @@ private:
         if (auto e = apply_metadata(path, n, is_root_); !e.empty()) report(path, e);
     }
 
+    // A symlink, FIFO or device node; returns an error message.
+    std::string make_special(std::string const& path, node const& n) {
+        ::unlink(path.c_str());
+        switch (n.type) {
+            case node_type::symlink:
+                if (::symlink(n.linktarget.c_str(), path.c_str()) != 0) return std::string("symlink: ") + std::strerror(errno);
+                break;
+            case node_type::fifo:
+                if (::mkfifo(path.c_str(), 0600) != 0) return std::string("mkfifo: ") + std::strerror(errno);
+                break;
+            default:
+                if (::mknod(path.c_str(), (n.type == node_type::dev ? S_IFBLK : S_IFCHR) | 0600, dev_t(n.device)) != 0)
+                    return std::string("mknod: ") + std::strerror(errno);
+        }
+        return {};
+    }
+
     bool selected(std::string const& vpath, bool is_dir) const {
         if (!excludes_.empty() && excludes_.matches(vpath)) return false;
         if (includes_.empty() || includes_.matches(vpath)) return true;
@@ -157,20 +177,10 @@ private:
                     break;
                 }
                 case node_type::symlink:
-                    ::unlink(path.c_str());
-                    if (::symlink(n.linktarget.c_str(), path.c_str()) != 0) report(path, std::string("symlink: ") + std::strerror(errno));
-                    else meta(path, n), ++others_;
-                    break;
                 case node_type::fifo:
-                    ::unlink(path.c_str());
-                    if (::mkfifo(path.c_str(), 0600) != 0) report(path, std::string("mkfifo: ") + std::strerror(errno));
-                    else meta(path, n), ++others_;
-                    break;
                 case node_type::dev:
                 case node_type::chardev:
-                    ::unlink(path.c_str());
-                    if (::mknod(path.c_str(), (n.type == node_type::dev ? S_IFBLK : S_IFCHR) | 0600, dev_t(n.device)) != 0)
-                        report(path, std::string("mknod: ") + std::strerror(errno));
+                    if (auto e = make_special(path, n); !e.empty()) report(path, e);
                     else meta(path, n), ++others_;
                     break;
                 case node_type::socket: break;
@@ -200,8 +210,19 @@ private:
     };
 
     static constexpr std::uint64_t max_part_bytes = 16u << 20;
+    // Bytes of other blobs a batch's ranged read may span to reach the next blob it needs: reading
+    // them costs less than another round trip.
+    static constexpr std::uint64_t max_gap_bytes = 1u << 20;
 
-    void write_file(std::string const& path, node const& n, unsigned self) {
+    using restore_item = std::pair<std::string, node const*>;
+
+    void write_items(std::span<restore_item const> items, unsigned self) {
+        if (items.size() == 1) write_file(items[0].first, *items[0].second, self);
+        else write_batch(items);
+    }
+
+    // Creates the file and finds its blobs in the index; null (reported) when either fails.
+    std::shared_ptr<file_job> open_job(std::string const& path, node const& n) {
         int const flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
         int fd = ::open(path.c_str(), flags, 0600);
         if (fd < 0 && (errno == ELOOP || errno == EACCES || errno == ETXTBSY)) {
@@ -209,7 +230,10 @@ private:
             ::unlink(path.c_str());
             fd = ::open(path.c_str(), flags, 0600);
         }
-        if (fd < 0) return report(path, std::string("create: ") + std::strerror(errno));
+        if (fd < 0) {
+            report(path, std::string("create: ") + std::strerror(errno));
+            return nullptr;
+        }
         auto job = std::make_shared<file_job>();
         job->path = path, job->n = &n, job->fd = fd;
         job->blobs.reserve(n.content.size());
@@ -218,19 +242,27 @@ private:
             if (!loc || loc->entry.length < crypto::restic_sealer::overhead) {
                 report(path, "data blob " + b.str() + (loc ? ": index entry shorter than a sealed blob" : " not found in index"));
                 ::close(fd);
-                return;
+                return nullptr;
             }
             job->blobs.push_back(*loc);
+            job->size += loc->entry.plaintext_length(crypto::restic_sealer::overhead);
         }
-        // Blobs stored back to back in one pack (a file's chunks, as backup writes them) are read with
-        // one ranged request of up to 16 MiB: a round trip per blob is what network backends cannot
-        // afford. The parts of a large file go to all workers, each writing at its own offset.
+        return job;
+    }
+
+    // A file alone (a large one): blobs stored back to back in one pack (a file's chunks, as backup
+    // writes them) are read with one ranged request of up to 16 MiB, a part. The parts go to all
+    // workers, each writing at its own offset.
+    void write_file(std::string const& path, node const& n, unsigned self) {
+        auto job = open_job(path, n);
+        if (!job) return;
         std::vector<part> parts;
+        std::uint64_t at = 0;
         for (std::size_t i = 0; i < job->blobs.size(); ++i) {
             if (parts.empty() || !adjacent(job->blobs[i - 1], job->blobs[i], job->blobs[parts.back().first]))
-                parts.push_back({i, 0, job->size});
+                parts.push_back({i, 0, at});
             ++parts.back().count;
-            job->size += job->blobs[i].entry.plaintext_length(crypto::restic_sealer::overhead);
+            at += job->blobs[i].entry.plaintext_length(crypto::restic_sealer::overhead);
         }
         job->pending = std::max<std::size_t>(parts.size(), 1);
         if (parts.empty()) return finish(*job);
@@ -259,24 +291,79 @@ private:
         auto const start = first.entry.offset, total = last.entry.offset + last.entry.length - start;
         bytes sealed, blob;
         if (auto r = repo_.backend().get({file_type::pack, first.pack.str()}, start, total, sealed); !r) return r.error().what();
-        std::uint64_t off = p.offset;
+        std::uint64_t at = p.offset;
         for (std::size_t i = p.first; i < p.first + p.count; ++i) {
             auto const& loc = job.blobs[i];
-            if (auto d = repo_.decode_blob(loc, byte_span(sealed).subspan(loc.entry.offset - start, loc.entry.length), blob); !d)
-                return d.error().what();
-            if (opt_.sparse && all_zero(blob)) {
-                job.holes = true;
-            } else {
-                for (std::size_t done = 0; done < blob.size();) {
-                    ssize_t w = ::pwrite(job.fd, blob.data() + done, blob.size() - done, off_t(off + done));
-                    if (w < 0 && errno == EINTR) continue;
-                    if (w < 0) return std::string("write: ") + std::strerror(errno);
-                    done += std::size_t(w);
-                }
-            }
-            off += blob.size();
-            progress_.bytes_done += blob.size();
+            if (auto e = write_blob(job, loc, byte_span(sealed).subspan(loc.entry.offset - start, loc.entry.length), at, blob); !e.empty()) return e;
+            at += blob.size();
         }
+        return {};
+    }
+
+    // Small files restored together: their blobs sorted by pack and offset and read with one ranged
+    // request per run of nearby blobs (up to 16 MiB), so a batch costs a request or two, not one a
+    // file. Blobs shared by several files of the batch are read once.
+    void write_batch(std::span<restore_item const> items) {
+        struct ref {
+            file_job* job;
+            repo::blob_location const* loc;
+            std::uint64_t at;  // offset in the file
+        };
+        std::vector<std::shared_ptr<file_job>> jobs;
+        std::vector<ref> refs;
+        for (auto const& [path, n] : items) {
+            auto job = open_job(path, *n);
+            if (!job) continue;
+            std::uint64_t at = 0;
+            for (auto const& loc : job->blobs) {
+                refs.push_back({job.get(), &loc, at});
+                at += loc.entry.plaintext_length(crypto::restic_sealer::overhead);
+            }
+            job->pending = job->blobs.size();
+            if (job->blobs.empty()) finish(*job);
+            jobs.push_back(std::move(job));
+        }
+        std::sort(refs.begin(), refs.end(), [](ref const& a, ref const& b) {
+            return std::tie(a.loc->pack, a.loc->entry.offset) < std::tie(b.loc->pack, b.loc->entry.offset);
+        });
+        bytes sealed, blob;
+        for (std::size_t i = 0; i < refs.size();) {
+            auto const& first = *refs[i].loc;
+            auto const start = first.entry.offset;
+            auto end = start + first.entry.length;
+            std::size_t j = i + 1;
+            for (; j < refs.size(); ++j) {
+                auto const& b = *refs[j].loc;
+                if (b.pack != first.pack || b.entry.offset > end + max_gap_bytes || b.entry.offset + b.entry.length - start > max_part_bytes) break;
+                end = std::max(end, b.entry.offset + b.entry.length);
+            }
+            auto got = repo_.backend().get({file_type::pack, first.pack.str()}, start, end - start, sealed);
+            for (; i < j; ++i) {
+                auto& job = *refs[i].job;
+                auto const& loc = *refs[i].loc;
+                if (!job.failed) {
+                    auto e = got ? write_blob(job, loc, byte_span(sealed).subspan(loc.entry.offset - start, loc.entry.length), refs[i].at, blob) : got.error().what();
+                    if (!e.empty() && !job.failed.exchange(true)) report(job.path, e);
+                }
+                if (--job.pending == 0) finish(job);
+            }
+        }
+    }
+
+    // Decodes one sealed blob into `blob` and writes it at `at` (or leaves a hole); returns an error message.
+    std::string write_blob(file_job& job, repo::blob_location const& loc, byte_span sealed, std::uint64_t at, bytes& blob) {
+        if (auto d = repo_.decode_blob(loc, sealed, blob); !d) return d.error().what();
+        if (opt_.sparse && all_zero(blob)) {
+            job.holes = true;
+        } else {
+            for (std::size_t done = 0; done < blob.size();) {
+                ssize_t w = ::pwrite(job.fd, blob.data() + done, blob.size() - done, off_t(at + done));
+                if (w < 0 && errno == EINTR) continue;
+                if (w < 0) return std::string("write: ") + std::strerror(errno);
+                done += std::size_t(w);
+            }
+        }
+        progress_.bytes_done += blob.size();
         return {};
     }
 
@@ -310,8 +397,7 @@ private:
     std::map<std::pair<std::uint64_t, std::uint64_t>, std::string> first_link_;
     std::map<std::string, std::string> link_source_;
     std::atomic<std::uint64_t> files_{0}, others_{0};
-    engine::detail::file_batches<std::pair<std::string, node const*>> batches_{
-        [this](auto const& f, unsigned self) { write_file(f.first, *f.second, self); }};
+    engine::detail::file_batches<restore_item> batches_{[this](std::span<restore_item const> items, unsigned self) { write_items(items, self); }};
     std::optional<error> failure_;
 };
 

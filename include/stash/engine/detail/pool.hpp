@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -89,20 +90,21 @@ private:
 
 /** Hands files to a pool's file queue, small ones in batches: a task and a wake-up per file cost more
     than reading or writing a source file of a few KiB. Files of `alone_bytes` or more are tasks of
-    their own, so they spread over the workers. `Item` names one file; `run(item, worker)` processes
-    it. Used by one thread (the walker); `flush` before waiting for the pool. */
+    their own, so they spread over the workers. `Item` names one file; `run(items, worker)` processes
+    a batch (one item for a file alone), in the order added. Used by one thread (the walker); `flush`
+    before waiting for the pool. */
 template <class Item>
 class file_batches {
 public:
     static constexpr std::size_t max_items = 64;
     static constexpr std::uint64_t max_bytes = 4 << 20, alone_bytes = 1 << 20;
-    using run_fn = std::function<void(Item const&, unsigned)>;
+    using run_fn = std::function<void(std::span<Item const>, unsigned)>;
 
     explicit file_batches(run_fn run) : run_(std::move(run)) {}
 
     void add(pool& p, Item item, std::uint64_t size) {
         if (size >= alone_bytes) {
-            p.submit_file([run = run_, item = std::move(item)](unsigned self) { run(item, self); });
+            p.submit_file([run = run_, item = std::move(item)](unsigned self) { run(std::span(&item, 1), self); });
             return;
         }
         items_.push_back(std::move(item));
@@ -112,9 +114,7 @@ public:
 
     void flush(pool& p) {
         if (items_.empty()) return;
-        p.submit_file([run = run_, items = std::move(items_)](unsigned self) {
-            for (auto const& item : items) run(item, self);
-        });
+        p.submit_file([run = run_, items = std::move(items_)](unsigned self) { run(items, self); });
         items_.clear();
         bytes_ = 0;
     }

@@ -9,7 +9,8 @@ b2_create_bucket (allPrivate), b2_get_upload_url; uploads with X-Bz-File-Name (p
 Content-Length, Content-Type and X-Bz-Content-Sha1 verified against the body; download by name
 (optional `bytes=a-b` Range, HEAD); b2_list_file_names (prefix, startFileName, maxFileCount,
 nextFileName); b2_list_file_versions; b2_delete_file_version (fileName and fileId must match).
-With TOKEN_USES, account tokens expire after that many requests (to test renewal).
+With TOKEN_USES, account tokens expire after that many requests (to test renewal); `GET /_auths`
+tells how many were issued, `GET /_requests` how many requests carried one.
 
 Usage: b2_double.py PORT_FILE KEY_ID KEY VIOLATIONS_FILE
 """
@@ -22,6 +23,8 @@ buckets = {}        # name -> {"id": ..., "files": {name: [(file_id, data), ...]
 tokens = {}         # account token -> uses left (None: unlimited)
 upload_tokens = set()
 seq = [0]
+auths = [0]
+token_requests = [0]
 token_uses = int(os.environ.get("TOKEN_USES", "0")) or None
 
 
@@ -69,6 +72,7 @@ class Handler(BaseHTTPRequestHandler):
     def account_token_ok(self):
         t = self.headers.get("Authorization")
         with lock:
+            token_requests[0] += 1
             if t not in tokens:
                 ok = False
             else:
@@ -85,6 +89,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         path = url.path
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if path in ("/_auths", "/_requests") and self.command == "GET":
+            return self.reply(200, str((auths if path == "/_auths" else token_requests)[0]).encode(), "text/plain")
         if path == "/b2api/v2/b2_authorize_account":
             if self.command != "GET":
                 return self.bad("b2_authorize_account takes GET")
@@ -94,6 +100,7 @@ class Handler(BaseHTTPRequestHandler):
             t = next_id("acct_")
             with lock:
                 tokens[t] = token_uses
+                auths[0] += 1
             return self.reply(200, {"accountId": key_id, "authorizationToken": t, "apiUrl": base + "/api",
                                     "downloadUrl": base + "/dl", "recommendedPartSize": 100000000, "absoluteMinimumPartSize": 5000000})
         if path.startswith("/upload/"):

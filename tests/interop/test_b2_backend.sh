@@ -11,7 +11,8 @@ SRC=/usr/include
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 : > "$WORK/violations"
-TOKEN_USES=3000 python3 "$DOUBLE" "$WORK/port" 000abc123 K001secretkey "$WORK/violations" &
+USES=600
+TOKEN_USES=$USES python3 "$DOUBLE" "$WORK/port" 000abc123 K001secretkey "$WORK/violations" &
 pid=$!
 for _ in $(seq 1 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done
 export B2_API_URL="http://127.0.0.1:$(cat "$WORK/port")" B2_ACCOUNT_ID=000abc123 B2_ACCOUNT_KEY=K001secretkey
@@ -19,14 +20,19 @@ R="b2:stash-test:/repo"
 
 "$STASH" -r "$R" init > /dev/null || fail "init (creating the bucket)"
 "$STASH" -r "$R" backup "$SRC" --json | tail -1 > "$WORK/summary.json"
-"$STASH" -r "$R" restore latest --target "$WORK/r1" > /dev/null || fail "restore (tokens expire every 3,000 requests)"
+# One thread renews while the others wait: one authorization per expiry, not one per request in flight.
+auths=$(curl -sf "$B2_API_URL/_auths") requests=$(curl -sf "$B2_API_URL/_requests")
+"$STASH" -r "$R" restore latest --target "$WORK/r1" > /dev/null || fail "restore (tokens expire every $USES requests)"
+auths=$(( $(curl -sf "$B2_API_URL/_auths") - auths )) requests=$(( $(curl -sf "$B2_API_URL/_requests") - requests ))
+[ "$auths" -ge 2 ] || fail "expected the restore to renew its token, it authorized $auths times in $requests requests"
+[ "$auths" -le $((requests / USES + 2)) ] || fail "$auths authorizations for $requests requests: renewals are not shared"
 diff -r --no-dereference "$SRC" "$WORK/r1$SRC" > /dev/null || fail "the restore differs from $SRC"
 "$STASH" -r "$R" check --read-data > /dev/null || fail "our check --read-data"
 "$RESTIC" -r "$WORK/local" init > /dev/null 2>&1
 printf '%s' "$RESTIC_PASSWORD" > "$WORK/pw"
 "$STASH" -r "$WORK/local" copy --from-repo "$R" --from-password-file "$WORK/pw" > /dev/null || fail "copy to a local repository"
 "$RESTIC" -r "$WORK/local" check --read-data > /dev/null 2>&1 || fail "restic check of the copy"
-pass "init, backup of $SRC ($(jq .total_files_processed "$WORK/summary.json") files), restore identical across token expiries, check --read-data clean; restic checks a copy"
+pass "init, backup of $SRC ($(jq .total_files_processed "$WORK/summary.json") files), restore identical across token expiries ($auths authorizations in $requests requests), check --read-data clean; restic checks a copy"
 
 for i in $(seq 1 11); do "$STASH" -r "$R" backup -q "$SRC/linux/netfilter" > /dev/null; done
 [ "$("$STASH" -r "$R" -o b2.list-max-file-count=5 list snapshots | wc -l)" = 12 ] || fail "listing 5 a page"

@@ -41,12 +41,16 @@ collect() {
     /usr/bin/time -f "%e %M" -o "$work/t.out" "$@" >/dev/null 2>"$work/err.out" || { cat "$work/err.out" >&2; echo "failed: $*" >&2; exit 1; }
     cat "$work/t.out" >> "$work/$name.times"
   }
-  # ext4 skips inodes freed in the last ~30 s when allocating new ones (recently_deleted), which makes
-  # file creation right after a large delete many times slower: let deletions age before measuring.
-  settle() { sync; sleep 31; }
+  # ext4 without a journal (this machine's disk) will not reuse an inode freed less than 60 s ago
+  # (300 s while its inode table block is dirty; fs/ext4/ialloc.c, recently_deleted) and checks every
+  # such inode on each allocation: creating files soon after a large delete is many times slower,
+  # for both tools. So restores go to fresh directories, removed only at the end, and deletions of
+  # repositories age after a sync before the next measurement.
+  settle() { sync; sleep 61; }
   snap_of() { "$restic" -r "$1" snapshots --json --no-lock | jq -r ".[$2].id"; }
 
   rm -f "$work"/*.times "$work"/*.repo_bytes
+  if compgen -G "$work/restore-*" > /dev/null; then rm -rf "$work"/restore-*; settle; fi  # left by an interrupted run
   if want prune; then  # the repository both tools prune (copies of it), written once
     base=$work/prune-base
     rm -rf "$base" "$work/churn" && mkdir -p "$work/churn"
@@ -62,15 +66,15 @@ collect() {
     order="restic stash"; [ $((i % 2)) = 0 ] && order="stash restic"   # neither tool always goes first
     for tool in $order; do
       bin=${!tool}
-      repo=$work/repo-$tool; rm -rf "$repo" "$work/restore" "$work/cache"
+      repo=$work/repo-$tool; rm -rf "$repo" "$work/cache"
       "$bin" -r "$repo" init >/dev/null 2>&1
       if want initial || want unchanged || want edit || want restore || want restore-mem; then
         measure "$tool.initial" "$bin" -r "$repo" backup -q "$data/linux"
         if [ "$tool" = restic ]; then first=$(snap_of "$repo" 0); else first=$("$stash" -r "$repo" snapshots --json | jq -r '.[0].id'); fi
         want unchanged && measure "$tool.unchanged" "$bin" -r "$repo" backup -q "$data/linux"
         want edit && measure "$tool.edit" "$bin" -r "$repo" backup -q --parent "$first" "$data/linux-edit"
-        if want restore; then settle; measure "$tool.restore" "$bin" -r "$repo" restore -q "$first" --target "$work/restore"; fi
-        if want restore-mem; then
+        if want restore; then measure "$tool.restore" "$bin" -r "$repo" restore -q "$first" --target "$work/restore-$tool-$i"; fi
+        if want restore-mem; then  # tmpfs has no such rule
           mem=/dev/shm/stash-bench-restore; rm -rf "$mem"
           measure "$tool.restore-mem" "$bin" -r "$repo" restore -q "$first" --target "$mem"
           rm -rf "$mem"
@@ -90,10 +94,11 @@ collect() {
         rm -rf "$repo" && cp -a "$base" "$repo" && settle
         measure "$tool.prune" "$bin" -r "$repo" prune
       fi
-      rm -rf "$repo" "$work/restore"
+      rm -rf "$repo"
       settle
     done
   done
+  rm -rf "$work"/restore-*
 }
 
 [ $report_only = 1 ] || collect

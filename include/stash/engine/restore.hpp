@@ -109,6 +109,8 @@ private:
         if (auto e = apply_metadata(path, n, is_root_); !e.empty()) report(path, e);
     }
 
+    static bool valid_name(std::string const& name) { return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos; }
+
     // A symlink, FIFO or device node; returns an error message.
     std::string make_special(std::string const& path, node const& n) {
         ::unlink(path.c_str());
@@ -133,8 +135,15 @@ private:
     }
 
     void walk(std::vector<node> const& nodes, std::string const& dir, std::string const& vdir) {
+        // The subdirectories' trees, loaded together: a request per directory is what network
+        // backends cannot afford.
+        std::vector<id> subtrees;
+        for (auto const& n : nodes)
+            if (n.type == node_type::dir && n.subtree && valid_name(n.name) && selected(vdir + "/" + n.name, true)) subtrees.push_back(*n.subtree);
+        auto loaded = repo_.load_trees(subtrees);
+        std::size_t next = 0;
         for (auto const& n : nodes) {
-            if (n.name.empty() || n.name == "." || n.name == ".." || n.name.find('/') != std::string::npos) {
+            if (!valid_name(n.name)) {
                 report(dir + "/" + n.name, "invalid file name in snapshot, skipped");
                 continue;
             }
@@ -142,21 +151,22 @@ private:
             if (!selected(vpath, n.type == node_type::dir)) continue;
             switch (n.type) {
                 case node_type::dir: {
+                    auto* sub = n.subtree ? &loaded[next++] : nullptr;
                     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
                         report(path, std::string("mkdir: ") + std::strerror(errno));
                         continue;
                     }
                     dirs_.emplace_back(path, n);
-                    if (!n.subtree) {
+                    if (!sub) {
                         report(path, "directory without subtree in snapshot");
                         continue;
                     }
-                    auto sub = repo_.load_tree(*n.subtree);
-                    if (!sub) {
-                        report(path, sub.error().what());
+                    if (!*sub) {
+                        report(path, sub->error().what());
                         continue;
                     }
-                    walk(*sub, path, vpath);
+                    walk(**sub, path, vpath);
+                    *sub = std::vector<node>();  // done with it
                     break;
                 }
                 case node_type::file: {
@@ -300,9 +310,9 @@ private:
         return {};
     }
 
-    // Small files restored together: their blobs sorted by pack and offset and read with one ranged
-    // request per run of nearby blobs (up to 16 MiB), so a batch costs a request or two, not one a
-    // file. Blobs shared by several files of the batch are read once.
+    // Small files restored together: their blobs are read sorted by pack and offset, one ranged
+    // request per run of nearby blobs (repository::read_sealed), so a batch costs a request or two,
+    // not one a file.
     void write_batch(std::span<restore_item const> items) {
         struct ref {
             file_job* job;
@@ -323,31 +333,18 @@ private:
             if (job->blobs.empty()) finish(*job);
             jobs.push_back(std::move(job));
         }
-        std::sort(refs.begin(), refs.end(), [](ref const& a, ref const& b) {
-            return std::tie(a.loc->pack, a.loc->entry.offset) < std::tie(b.loc->pack, b.loc->entry.offset);
-        });
-        bytes sealed, blob;
-        for (std::size_t i = 0; i < refs.size();) {
-            auto const& first = *refs[i].loc;
-            auto const start = first.entry.offset;
-            auto end = start + first.entry.length;
-            std::size_t j = i + 1;
-            for (; j < refs.size(); ++j) {
-                auto const& b = *refs[j].loc;
-                if (b.pack != first.pack || b.entry.offset > end + max_gap_bytes || b.entry.offset + b.entry.length - start > max_part_bytes) break;
-                end = std::max(end, b.entry.offset + b.entry.length);
+        std::vector<repo::blob_location> locs;
+        locs.reserve(refs.size());
+        for (auto const& r : refs) locs.push_back(*r.loc);
+        bytes blob;
+        repo_.read_sealed(locs, [&](std::size_t i, byte_span sealed, error const* failed) {
+            auto& job = *refs[i].job;
+            if (!job.failed) {
+                auto e = failed ? failed->what() : write_blob(job, locs[i], sealed, refs[i].at, blob);
+                if (!e.empty() && !job.failed.exchange(true)) report(job.path, e);
             }
-            auto got = repo_.backend().get({file_type::pack, first.pack.str()}, start, end - start, sealed);
-            for (; i < j; ++i) {
-                auto& job = *refs[i].job;
-                auto const& loc = *refs[i].loc;
-                if (!job.failed) {
-                    auto e = got ? write_blob(job, loc, byte_span(sealed).subspan(loc.entry.offset - start, loc.entry.length), refs[i].at, blob) : got.error().what();
-                    if (!e.empty() && !job.failed.exchange(true)) report(job.path, e);
-                }
-                if (--job.pending == 0) finish(job);
-            }
-        }
+            if (--job.pending == 0) finish(job);
+        }, max_gap_bytes, max_part_bytes);
     }
 
     // Decodes one sealed blob into `blob` and writes it at `at` (or leaves a hole); returns an error message.

@@ -19,7 +19,9 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <thread>
+#include <tuple>
 
 namespace stash::repo {
 
@@ -270,6 +272,58 @@ public:
         auto b = load_blob(blob_type::tree, tree);
         if (!b) return std::move(b).error();
         return parse_tree(as_chars(*b), "tree " + tree.str());
+    }
+
+    /// Loads many trees with few requests (see read_sealed); one result per ID, in the given order.
+    std::vector<result<std::vector<node>>> load_trees(std::span<id const> trees) {
+        std::vector<result<std::vector<node>>> out(trees.size(), make_error(errc::not_found, "not loaded"));
+        std::vector<blob_location> locs;
+        std::vector<std::size_t> which;
+        for (std::size_t i = 0; i < trees.size(); ++i) {
+            if (auto loc = index_.find(trees[i], blob_type::tree)) locs.push_back(*loc), which.push_back(i);
+            else out[i] = make_error(errc::not_found, "tree blob " + trees[i].str() + " not found in index");
+        }
+        bytes plain;
+        read_sealed(locs, [&](std::size_t k, byte_span sealed, error const* failed) {
+            auto& r = out[which[k]];
+            if (failed) r = *failed;
+            else if (auto d = decode_blob(locs[k], sealed, plain); !d) r = std::move(d).error();
+            else r = parse_tree(as_chars(plain), "tree " + trees[which[k]].str());
+        });
+        return out;
+    }
+
+    /** Reads the sealed bytes of many blobs with few requests: sorted by pack and offset, blobs less
+        than `max_gap` bytes apart come in one ranged read of at most `max_run` bytes (the bytes in
+        between cost less than another round trip). Calls `fn(i, sealed, failed)` for each `locs[i]`, in
+        pack order: the blob's bytes (valid during the call), or `failed` pointing to the read's error. */
+    template <class Fn>
+    void read_sealed(std::span<blob_location const> locs, Fn&& fn, std::uint64_t max_gap = 1u << 20, std::uint64_t max_run = 16u << 20) {
+        std::vector<std::size_t> order(locs.size());
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+            return std::tie(locs[a].pack, locs[a].entry.offset) < std::tie(locs[b].pack, locs[b].entry.offset);
+        });
+        bytes sealed;
+        for (std::size_t i = 0; i < order.size();) {
+            auto const& first = locs[order[i]];
+            auto const start = first.entry.offset;
+            auto end = start + first.entry.length;
+            std::size_t j = i + 1;
+            for (; j < order.size(); ++j) {
+                auto const& b = locs[order[j]];
+                if (b.pack != first.pack || b.entry.offset > end + max_gap || b.entry.offset + b.entry.length - start > max_run) break;
+                end = std::max(end, b.entry.offset + b.entry.length);
+            }
+            auto got = backend_.get({file_type::pack, first.pack.str()}, start, end - start, sealed);
+            std::optional<error> failed;
+            if (!got) failed = got.error();
+            for (; i < j; ++i) {
+                auto const& b = locs[order[i]];
+                if (failed) fn(order[i], byte_span(), &*failed);
+                else fn(order[i], byte_span(sealed).subspan(b.entry.offset - start, b.entry.length), nullptr);
+            }
+        }
     }
 
     /// Opens a sealed blob read from its pack into `out` (replaced) and checks its ID.

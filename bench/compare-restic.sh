@@ -73,9 +73,10 @@ collect() {
         if [ "$tool" = restic ]; then first=$(snap_of "$repo" 0); else first=$("$stash" -r "$repo" snapshots --json | jq -r '.[0].id'); fi
         want unchanged && measure "$tool.unchanged" "$bin" -r "$repo" backup -q "$data/linux"
         want edit && measure "$tool.edit" "$bin" -r "$repo" backup -q --parent "$first" "$data/linux-edit"
-        if want restore; then measure "$tool.restore" "$bin" -r "$repo" restore -q "$first" --target "$work/restore-$tool-$i"; fi
+        # Each restore after a sync: write-back of the previous case's files would compete for the CPUs.
+        if want restore; then sync; measure "$tool.restore" "$bin" -r "$repo" restore -q "$first" --target "$work/restore-$tool-$i"; fi
         if want restore-mem; then  # tmpfs has no such rule
-          mem=/dev/shm/stash-bench-restore; rm -rf "$mem"
+          mem=/dev/shm/stash-bench-restore; rm -rf "$mem"; sync
           measure "$tool.restore-mem" "$bin" -r "$repo" restore -q "$first" --target "$mem"
           rm -rf "$mem"
         fi

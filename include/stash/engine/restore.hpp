@@ -135,13 +135,20 @@ private:
     }
 
     void walk(std::vector<node> const& nodes, std::string const& dir, std::string const& vdir) {
-        // The subdirectories' trees, loaded together: a request per directory is what network
-        // backends cannot afford.
+        // The subdirectories' trees, loaded 64 at a time: a request per directory is what network
+        // backends cannot afford, and all of a wide directory's subtrees at once would take memory.
         std::vector<id> subtrees;
         for (auto const& n : nodes)
             if (n.type == node_type::dir && n.subtree && valid_name(n.name) && selected(vdir + "/" + n.name, true)) subtrees.push_back(*n.subtree);
-        auto loaded = repo_.load_trees(subtrees);
-        std::size_t next = 0;
+        std::vector<result<std::vector<node>>> loaded;
+        std::size_t first_loaded = 0, next = 0;
+        auto subtree = [&]() -> result<std::vector<node>>& {
+            if (next >= first_loaded + loaded.size()) {
+                first_loaded = next;
+                loaded = repo_.load_trees(std::span(subtrees).subspan(next, std::min<std::size_t>(64, subtrees.size() - next)));
+            }
+            return loaded[next++ - first_loaded];
+        };
         for (auto const& n : nodes) {
             if (!valid_name(n.name)) {
                 report(dir + "/" + n.name, "invalid file name in snapshot, skipped");
@@ -151,7 +158,7 @@ private:
             if (!selected(vpath, n.type == node_type::dir)) continue;
             switch (n.type) {
                 case node_type::dir: {
-                    auto* sub = n.subtree ? &loaded[next++] : nullptr;
+                    auto* sub = n.subtree ? &subtree() : nullptr;
                     if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
                         report(path, std::string("mkdir: ") + std::strerror(errno));
                         continue;

@@ -113,22 +113,49 @@ inline repo::node node_from_stat(std::string name, struct stat const& st, name_c
     return n;
 }
 
-/// Applies a node's metadata to a restored path: owner (when permitted), mode, xattrs, times.
-/// Returns the first error as a message, or empty.
-inline std::string apply_metadata(std::string const& path, repo::node const& n, bool is_root) {
+namespace detail {
+// Owner (when permitted), mode, xattrs, times, in that order (a chown clears set-id bits), through
+// `Ops`: by path or by file descriptor.
+template <class Ops>
+std::string apply_metadata_with(Ops const& op, std::string const& path, repo::node const& n, bool is_root) {
     std::string err;
     auto note = [&](char const* what) {
         if (err.empty()) err = std::string(what) + " " + path + ": " + std::strerror(errno);
     };
-    if (::lchown(path.c_str(), n.uid, n.gid) != 0 && (is_root || errno != EPERM)) note("chown");
-    if (n.type != repo::node_type::symlink && ::chmod(path.c_str(), repo::go_mode::to_posix_perm(n.mode)) != 0) note("chmod");
+    if (op.chown(n.uid, n.gid) != 0 && (is_root || errno != EPERM)) note("chown");
+    if (n.type != repo::node_type::symlink && op.chmod(repo::go_mode::to_posix_perm(n.mode)) != 0) note("chmod");
     for (auto const& x : n.xattrs)
-        if (::lsetxattr(path.c_str(), x.name.c_str(), x.value.data(), x.value.size(), 0) != 0 && errno != ENOTSUP &&
-            errno != EPERM)
-            note("setxattr");
-    struct timespec ts[2] = {{n.atime.sec, long(n.atime.nsec)}, {n.mtime.sec, long(n.mtime.nsec)}};
-    if (::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) note("set times of");
+        if (op.setxattr(x.name.c_str(), x.value.data(), x.value.size()) != 0 && errno != ENOTSUP && errno != EPERM) note("setxattr");
+    struct timespec const ts[2] = {{n.atime.sec, long(n.atime.nsec)}, {n.mtime.sec, long(n.mtime.nsec)}};
+    if (op.utimens(ts) != 0) note("set times of");
     return err;
+}
+}  // namespace detail
+
+/// Applies a node's metadata to a restored path: owner (when permitted), mode, xattrs, times.
+/// Returns the first error as a message, or empty.
+inline std::string apply_metadata(std::string const& path, repo::node const& n, bool is_root) {
+    struct by_path {
+        char const* p;
+        int chown(uid_t u, gid_t g) const { return ::lchown(p, u, g); }
+        int chmod(mode_t m) const { return ::chmod(p, m); }
+        int setxattr(char const* k, void const* v, std::size_t len) const { return ::lsetxattr(p, k, v, len, 0); }
+        int utimens(struct timespec const* ts) const { return ::utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW); }
+    };
+    return detail::apply_metadata_with(by_path{path.c_str()}, path, n, is_root);
+}
+
+/// The same for a regular file open as `fd` (written by restore): no path lookups. `path` names it
+/// in messages.
+inline std::string apply_metadata(int fd, std::string const& path, repo::node const& n, bool is_root) {
+    struct by_fd {
+        int fd;
+        int chown(uid_t u, gid_t g) const { return ::fchown(fd, u, g); }
+        int chmod(mode_t m) const { return ::fchmod(fd, m); }
+        int setxattr(char const* k, void const* v, std::size_t len) const { return ::fsetxattr(fd, k, v, len, 0); }
+        int utimens(struct timespec const* ts) const { return ::futimens(fd, ts); }
+    };
+    return detail::apply_metadata_with(by_fd{fd}, path, n, is_root);
 }
 
 }  // namespace stash::engine

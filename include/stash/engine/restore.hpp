@@ -374,10 +374,11 @@ private:
     void finish(file_job& job) {
         // The file was created empty and every byte up to its size written, unless a hole was left.
         if (!job.failed && job.holes && ::ftruncate(job.fd, off_t(job.size)) != 0) report(job.path, std::string("truncate: ") + std::strerror(errno));
+        if (!job.failed) {
+            if (auto e = apply_metadata(job.fd, job.path, *job.n, is_root_); !e.empty()) report(job.path, e);
+            ++progress_.files_done;
+        }
         ::close(job.fd);
-        if (job.failed) return;
-        meta(job.path, *job.n);
-        ++progress_.files_done;
     }
 
     void link(std::string const& path, node const& n) {

@@ -44,8 +44,8 @@ collect() {
   # ext4 without a journal (this machine's disk) will not reuse an inode freed less than 60 s ago
   # (300 s while its inode table block is dirty; fs/ext4/ialloc.c, recently_deleted) and checks every
   # such inode on each allocation: creating files soon after a large delete is many times slower,
-  # for both tools. So restores go to fresh directories, removed only at the end, and deletions of
-  # repositories age after a sync before the next measurement.
+  # for both tools. So deletions (repositories, restored trees) age after a sync before the next
+  # measurement.
   settle() { sync; sleep 61; }
   snap_of() { "$restic" -r "$1" snapshots --json --no-lock | jq -r ".[$2].id"; }
 
@@ -95,11 +95,10 @@ collect() {
         rm -rf "$repo" && cp -a "$base" "$repo" && settle
         measure "$tool.prune" "$bin" -r "$repo" prune
       fi
-      rm -rf "$repo"
+      rm -rf "$repo" "$work"/restore-*
       settle
     done
   done
-  rm -rf "$work"/restore-*
 }
 
 [ $report_only = 1 ] || collect

@@ -15,6 +15,7 @@
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -237,16 +238,21 @@ private:
         }
 
     private:
-        static result<void> sync(std::vector<std::pair<int, std::string>> due) {
+        // A failed fsync sticks: no later index may name a pack whose data may be lost.
+        result<void> sync(std::vector<std::pair<int, std::string>> due) {
             result<void> r;
             for (auto const& [fd, path] : due) {
                 if (r && ::fsync(fd) != 0) r = errno_error("fsync " + path);
                 ::close(fd);
             }
-            return r;
+            std::lock_guard lk(mu_);
+            if (!r && !failed_) failed_ = r.error();
+            if (failed_) return *failed_;
+            return {};
         }
         std::mutex mu_;
         std::vector<std::pair<int, std::string>> waiting_;
+        std::optional<error> failed_;
     };
 
     static bool is_id(std::string_view n) noexcept {

@@ -411,6 +411,9 @@ private:
 /** Restores `snap` into `opt.target`: directories, files (in parallel, holes for all-zero blobs),
     symlinks, FIFOs, devices (as root), hard links, then owner, mode, xattrs and times, directories
     last. Paths that cannot be restored are reported through `opt.on_error` and counted in `errors`.
+    Reads: a large file in ranged reads of up to 16 MiB spread over the workers; small files 64 at a
+    time with their blobs grouped by pack; a directory's subtrees together. Memory: the snapshot's
+    file nodes, and up to 64 subtrees on each level of the current path.
     Errors: the target cannot be created or written; the snapshot's root tree cannot be loaded.
 */
 template <class Repo>

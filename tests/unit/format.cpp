@@ -273,3 +273,69 @@ TEST_CASE("repository over memory: init, open, unpacked files, wrong password", 
     REQUIRE_FALSE(missing);
     CHECK(missing.error().is(errc::not_found));
 }
+
+namespace {
+// The memory backend, counting reads.
+struct counting_memory {
+    policies::backend::memory mem;
+    std::shared_ptr<int> gets = std::make_shared<int>(0);
+    std::string location() const { return mem.location(); }
+    result<void> create() { return mem.create(); }
+    result<void> put(handle const& h, byte_span d) { return mem.put(h, d); }
+    result<void> get(handle const& h, std::uint64_t off, std::uint64_t len, bytes& out) {
+        ++*gets;
+        return mem.get(h, off, len, out);
+    }
+    result<std::uint64_t> stat(handle const& h) { return mem.stat(h); }
+    result<void> list(file_type t, list_fn const& fn) { return mem.list(t, fn); }
+    result<void> remove(handle const& h) { return mem.remove(h); }
+};
+}  // namespace
+
+TEST_CASE("load_trees reads the trees of one pack with one request, in the order asked", "[repo][restore]") {
+    using repo_t = repo::repository<counting_memory, policies::hash::sha256>;
+    counting_memory backend;
+    repo::init_options opt;
+    opt.kdf = {1024, 8, 1};
+    auto r = repo_t::init(backend, "pw", opt);
+    REQUIRE(r);
+    // Two packs: trees 0–4 in the first, 5–6 in the second.
+    std::vector<id> ids;
+    std::vector<std::string> names;
+    for (int p = 0, t = 0; p < 2; ++p) {
+        repo::pack_builder pack;
+        for (int k = 0; k < (p == 0 ? 5 : 2); ++k, ++t) {
+            repo::node n;
+            n.name = "file-" + std::to_string(t);
+            n.type = repo::node_type::file;
+            auto const json = repo::tree_json({n});
+            ids.push_back(policies::hash::sha256::digest(as_bytes(json)));
+            names.push_back(n.name);
+            pack.add(ids.back(), repo::blob_type::tree, 0, [&](bytes& out) { r->sealer().seal(as_bytes(json), out); });
+        }
+        auto const bytes_of_pack = pack.finish(r->sealer());
+        REQUIRE(r->save_pack(bytes_of_pack, pack.entries()));
+    }
+    id missing = policies::hash::sha256::digest(as_bytes(std::string("no such tree")));
+    std::vector<id> want{ids[3], ids[6], ids[0], missing, ids[4], ids[5]};
+    *backend.gets = 0;
+    auto trees = r->load_trees(want);
+    CHECK(*backend.gets == 2);  // one ranged read a pack
+    REQUIRE(trees.size() == want.size());
+    for (std::size_t i : {0u, 1u, 2u, 4u, 5u}) {
+        REQUIRE(trees[i]);
+        REQUIRE(trees[i]->size() == 1);
+        auto const k = std::size_t(std::find(ids.begin(), ids.end(), want[i]) - ids.begin());
+        CHECK((*trees[i])[0].name == names[k]);
+    }
+    REQUIRE_FALSE(trees[3]);
+    CHECK(trees[3].error().is(errc::not_found));
+    // Blobs farther apart than the allowed gap are read separately.
+    std::vector<repo::blob_location> locs;
+    for (int i : {0, 4}) locs.push_back(*r->index().find(ids[std::size_t(i)], repo::blob_type::tree));
+    *backend.gets = 0;
+    std::size_t seen = 0;
+    r->read_sealed(locs, [&](std::size_t, byte_span sealed, error const* failed) { seen += !failed && !sealed.empty(); }, 0);
+    CHECK(seen == 2);
+    CHECK(*backend.gets == 2);
+}

@@ -499,7 +499,8 @@ private:
     void flush_packer(repo::pack_builder& p) {
         if (p.empty() || failure_flag_) return;  // (reset keeps the reserved buffer)
         byte_span pack = p.finish(repo_.sealer());
-        auto r = repo_.save_pack(pack, p.reset());
+        auto r = repo_.save_pack(pack, p.entries());
+        p.reset();
         if (r && repo_.pending_index_blobs() >= (repo_.compression() ? 150000u : 50000u)) {
             auto f = repo_.flush_index();
             if (!f) return fail(f.error());

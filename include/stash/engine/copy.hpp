@@ -109,7 +109,9 @@ result<copy_stats> copy_snapshots(Src& src, Dst& dst, std::vector<snapshot_entry
         auto flush = [&](repo::pack_builder& b) {
             if (b.empty() || failure.failed()) return;
             byte_span p = b.finish(dst.sealer());
-            if (auto r = dst.save_pack(p, b.reset()); !r) return fail(r.error());
+            auto r = dst.save_pack(p, b.entries());
+            b.reset();
+            if (!r) return fail(r.error());
             ++packs;
         };
         for (std::size_t i; !failure.failed() && (i = next++) < need.size();) {

@@ -353,7 +353,9 @@ result<prune_stats> prune(Repo& repo, prune_options const& opt) {
             auto flush = [&](repo::pack_builder& b) {
                 if (b.empty() || failure.failed()) return;
                 byte_span p = b.finish(repo.sealer());
-                if (auto r = repo.save_pack(p, b.reset()); !r) return fail(r.error());
+                auto r = repo.save_pack(p, b.entries());
+                b.reset();
+                if (!r) return fail(r.error());
                 ++written;
             };
             for (std::size_t i; !failure.failed() && (i = next++) < plan->repack.size();) {

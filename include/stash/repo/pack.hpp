@@ -105,10 +105,12 @@ public:
         put_u32le(data_.data() + data_.size() - 4, hlen);
         return data_;
     }
-    /// Hands out the entries of the finished pack and empties the builder, keeping its buffer.
-    std::vector<blob_entry> reset() {
+    /// The blobs added, with their places in the pack.
+    std::vector<blob_entry> const& entries() const noexcept { return entries_; }
+    /// Empties the builder after its pack was saved (the span from `finish` ends here), keeping its buffer.
+    void reset() {
         data_.clear();
-        return std::exchange(entries_, {});
+        entries_.clear();
     }
 
 private:

@@ -323,26 +323,24 @@ private:
     void write_batch(std::span<restore_item const> items) {
         struct ref {
             file_job* job;
-            repo::blob_location const* loc;
             std::uint64_t at;  // offset in the file
         };
         std::vector<std::shared_ptr<file_job>> jobs;
+        std::vector<repo::blob_location> locs;  // locs[i] goes to refs[i]
         std::vector<ref> refs;
         for (auto const& [path, n] : items) {
             auto job = open_job(path, *n);
             if (!job) continue;
             std::uint64_t at = 0;
             for (auto const& loc : job->blobs) {
-                refs.push_back({job.get(), &loc, at});
+                locs.push_back(loc);
+                refs.push_back({job.get(), at});
                 at += loc.entry.plaintext_length(crypto::restic_sealer::overhead);
             }
             job->pending = job->blobs.size();
             if (job->blobs.empty()) finish(*job);
             jobs.push_back(std::move(job));
         }
-        std::vector<repo::blob_location> locs;
-        locs.reserve(refs.size());
-        for (auto const& r : refs) locs.push_back(*r.loc);
         bytes blob;
         repo_.read_sealed(locs, [&](std::size_t i, byte_span sealed, error const* failed) {
             auto& job = *refs[i].job;

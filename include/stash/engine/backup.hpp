@@ -149,7 +149,11 @@ public:
                     cur->target = true;
                 }
                 if (t.target) {
-                    walk_dir("", root, parent_root.empty() ? nullptr : &parent_root);
+                    listing l;
+                    if (parent && !opt_.force) l.previous = parent->snap.tree, l.previous_loaded = true;
+                    l.previous_nodes = std::move(parent_root);
+                    await(l);
+                    walk_dir(root, l);
                 } else {
                     walk_virtual(t, "", root, parent_root.empty() ? nullptr : &parent_root);
                 }
@@ -226,39 +230,39 @@ private:
         std::size_t i = 0;
         for (auto const& [name, child] : t.children) {
             std::string const full = path + "/" + name;
+            node const* pn = find_node(prev, name);
             struct stat st;
             if (::lstat(full.c_str(), &st) != 0) {
                 report(full, std::string("lstat: ") + std::strerror(errno));
                 ds->skip[i] = 1;
                 release(ds, threads_);
             } else if (child.target) {
-                entry(ds, i, full, name, st, find_node(prev, name));
+                auto n = make_node(full, name, st, pn);
+                if (!n) {
+                    ds->skip[i] = 1;
+                    release(ds, threads_);
+                } else {
+                    ds->nodes[i] = std::move(*n);
+                    bool const same = ds->nodes[i].type == node_type::file && unchanged(ds->nodes[i], pn);
+                    if (same) ds->nodes[i].content = pn->content;
+                    entry(ds, i, full, same, pn, nullptr);
+                }
             } else {
                 ds->nodes[i] = node_from_stat(name, st, names_);
                 ds->nodes[i].xattrs = read_xattrs(full);
-                node const* pn = find_node(prev, name);
-                auto sub = subdir(ds, i, pn);
-                walk_virtual(child, full, sub.first, sub.second);
+                auto* sub = new dir_state;
+                sub->parent = ds, sub->slot = i;
+                std::vector<node> const* sub_prev = nullptr;
+                if (pn && pn->type == node_type::dir && pn->subtree) {
+                    sub->previous = *pn->subtree;
+                    // A parent tree that cannot be loaded only costs speed: its files are read again.
+                    if (auto tr = repo_.load_tree(*pn->subtree)) sub->previous_nodes = std::move(*tr), sub_prev = &sub->previous_nodes;
+                }
+                walk_virtual(child, full, sub, sub_prev);
             }
             ++i;
         }
         release(ds, threads_);
-    }
-
-    // Creates the state of a subdirectory and loads the parent snapshot's version of it; returns the
-    // state and the parent's nodes (owned by the state), or null.
-    std::pair<dir_state*, std::vector<node> const*> subdir(dir_state* ds, std::size_t i, node const* pn) {
-        auto* child = new dir_state;
-        child->parent = ds, child->slot = i;
-        if (pn && pn->type == node_type::dir && pn->subtree) {
-            child->previous = *pn->subtree;
-            // A parent tree that cannot be loaded only costs speed: its files are read again.
-            if (auto t = repo_.load_tree(*pn->subtree)) {
-                child->previous_nodes = std::move(*t);
-                return {child, &child->previous_nodes};
-            }
-        }
-        return {child, nullptr};
     }
 
     // The entries of directory `path` ("" = the root) that are backed up, sorted by name: no excluded
@@ -290,22 +294,124 @@ private:
         return entries;
     }
 
-    void walk_dir(std::string const& path, dir_state* ds, std::vector<node> const* prev) {
-        auto const entries = read_dir(path, true);
-        prepare(ds, entries.size());
-        for (std::size_t i = 0; i < entries.size(); ++i)
-            entry(ds, i, path + "/" + entries[i].first, entries[i].first, entries[i].second, find_node(prev, entries[i].first));
-        release(ds, threads_);
-    }
-
-    void entry(dir_state* ds, std::size_t i, std::string const& full, std::string const& name, struct stat const& st,
-               node const* pn) {
-        node& n = ds->nodes[i];
-        n = node_from_stat(name, st, names_);
+    // An entry's node from its lstat data: extended attributes (kept from the parent snapshot's
+    // node `pn` when inode and ctime say they cannot have changed) and a symlink's target. Empty
+    // when the entry cannot be read (reported).
+    std::optional<node> make_node(std::string const& full, std::string const& name, struct stat const& st, node const* pn) {
+        node n = node_from_stat(name, st, names_);
         // Setting or removing an extended attribute changes ctime: with the same inode and ctime, the
         // parent snapshot's attributes are still current, and a listxattr per entry is saved.
         if (pn && pn->type == n.type && pn->inode == n.inode && pn->ctime == n.ctime) n.xattrs = pn->xattrs;
         else n.xattrs = read_xattrs(full);
+        if (n.type == node_type::symlink) {
+            std::string target(std::size_t(st.st_size ? st.st_size : 256), '\0');
+            ssize_t len = ::readlink(full.c_str(), target.data(), target.size());
+            if (len < 0) {
+                report(full, std::string("readlink: ") + std::strerror(errno));
+                return std::nullopt;
+            }
+            target.resize(std::size_t(len));
+            n.linktarget = std::move(target);
+        }
+        return n;
+    }
+
+    // A directory read ahead of the walker, by an idle worker or else by the walker itself: its
+    // entries as nodes, with the parent snapshot's version of it. The walker only hands the files out
+    // and builds the trees; the system calls, parent trees and change checks are done here.
+    struct listing {
+        std::string path;
+        std::optional<id> previous;         // the parent snapshot's tree of this directory
+        bool previous_loaded = false;       // previous_nodes are given (the root)
+        std::atomic<int> state{0};          // queued, being listed, done
+        std::vector<node> nodes;            // sorted by name; files known unchanged carry their content
+        std::vector<char> skip;             // entries that could not be read (reported)
+        std::vector<char> same;             // files unchanged since the parent snapshot
+        std::vector<node const*> prev;      // each entry's node in previous_nodes, or null
+        std::vector<node> previous_nodes;   // when the previous tree could be loaded
+    };
+    static constexpr int queued = 0, listing_now = 1, listed = 2;
+
+    void list(listing& l) {
+        auto const entries = read_dir(l.path, true);
+        if (l.previous && !l.previous_loaded) {
+            // A parent tree that cannot be loaded only costs speed: its files are read again.
+            if (auto t = repo_.load_tree(*l.previous)) l.previous_nodes = std::move(*t);
+        }
+        std::size_t const n = entries.size();
+        l.nodes.resize(n), l.skip.assign(n, 0), l.same.assign(n, 0), l.prev.assign(n, nullptr);
+        for (std::size_t i = 0; i < n; ++i) {
+            auto const& [name, st] = entries[i];
+            node const* pn = l.prev[i] = find_node(&l.previous_nodes, name);
+            auto nd = make_node(l.path + "/" + name, name, st, pn);
+            if (!nd) {
+                l.skip[i] = 1;
+                continue;
+            }
+            l.nodes[i] = std::move(*nd);
+            if (l.nodes[i].type == node_type::file && unchanged(l.nodes[i], pn)) {
+                l.nodes[i].content = pn->content;
+                l.same[i] = 1;
+            }
+        }
+    }
+
+    // Claims and lists `l` on this thread, or waits for the worker that has it.
+    void await(listing& l) {
+        int s = queued;
+        if (l.state.compare_exchange_strong(s, listing_now)) {
+            list(l);
+            l.state = listed;
+            return;
+        }
+        while ((s = l.state.load()) != listed) l.state.wait(s);
+    }
+    // A worker's read-ahead task: lists `l` unless the walker already took it.
+    void list_ahead(listing& l) {
+        int s = queued;
+        if (!l.state.compare_exchange_strong(s, listing_now)) return;
+        list(l);
+        l.state = listed;
+        l.state.notify_all();
+    }
+
+    void walk_dir(dir_state* ds, listing& l) {
+        std::string const path = std::move(l.path);
+        ds->nodes = std::move(l.nodes);
+        ds->skip = std::move(l.skip);
+        ds->previous = l.previous;
+        ds->previous_nodes = std::move(l.previous_nodes);  // (moving keeps the addresses in l.prev)
+        std::size_t const n = ds->nodes.size();
+        ds->pending = n + 1;  // the walker's hold until it has seen every entry
+        // Subdirectories are queued for reading ahead last first: idle workers take the newest
+        // first, so the one the walker reaches next is read first (depth-first, as the walk goes).
+        std::vector<std::shared_ptr<listing>> subs(n);
+        for (std::size_t i = n; i-- > 0;) {
+            if (ds->skip[i] || ds->nodes[i].type != node_type::dir) continue;
+            subs[i] = sub_listing(path + "/" + ds->nodes[i].name, l.prev[i]);
+            pool_->submit_ahead([this, sub = subs[i]](unsigned) { list_ahead(*sub); });
+        }
+        for (std::size_t i = 0; i < n; ++i) {
+            if (ds->skip[i]) {
+                release(ds, threads_);
+                continue;
+            }
+            entry(ds, i, path + "/" + ds->nodes[i].name, l.same[i], l.prev[i], subs[i].get());
+        }
+        release(ds, threads_);
+    }
+
+    std::shared_ptr<listing> sub_listing(std::string path, node const* pn) {
+        auto l = std::make_shared<listing>();
+        l->path = std::move(path);
+        if (pn && pn->type == node_type::dir && pn->subtree) l->previous = *pn->subtree;
+        return l;
+    }
+
+    // Hands out entry i of `ds`, whose node is filled in: a file to read (unless `same`), a
+    // directory to walk (listed ahead in `sub`, or here when null).
+    void entry(dir_state* ds, std::size_t i, std::string const& full, bool same, node const* pn, listing* sub) {
+        node const& n = ds->nodes[i];
         if (failure_flag_) {
             ds->skip[i] = 1;
             release(ds, threads_);
@@ -314,8 +420,7 @@ private:
         switch (n.type) {
             case node_type::file: {
                 if (!opt_.on_progress) ++progress_.files_total, progress_.bytes_total += n.size;  // else the scanner counts
-                if (unchanged(n, pn)) {
-                    n.content = pn->content;
+                if (same) {
                     ++c_.files_unmodified;
                     ++progress_.files_done;
                     progress_.bytes_done += n.size;
@@ -327,21 +432,12 @@ private:
                 break;
             }
             case node_type::dir: {
-                auto sub = subdir(ds, i, pn);
-                walk_dir(full, sub.first, sub.second);
-                break;
-            }
-            case node_type::symlink: {
-                std::string target(std::size_t(st.st_size ? st.st_size : 256), '\0');
-                ssize_t len = ::readlink(full.c_str(), target.data(), target.size());
-                if (len < 0) {
-                    report(full, std::string("readlink: ") + std::strerror(errno));
-                    ds->skip[i] = 1;
-                } else {
-                    target.resize(std::size_t(len));
-                    n.linktarget = std::move(target);
-                }
-                release(ds, threads_);
+                std::shared_ptr<listing> own;
+                if (!sub) own = sub_listing(full, pn), sub = own.get();
+                await(*sub);
+                auto* child = new dir_state;
+                child->parent = ds, child->slot = i;
+                walk_dir(child, *sub);
                 break;
             }
             default: release(ds, threads_); break;

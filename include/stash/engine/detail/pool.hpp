@@ -1,5 +1,6 @@
 // A fixed set of worker threads with two bounded queues: "blob" tasks (the back half of the pipeline)
-// are always taken before "file" tasks, so work in flight drains before new work starts.
+// are always taken before "file" tasks, so work in flight drains before new work starts. A third,
+// unbounded queue holds read-ahead tasks for idle workers.
 #pragma once
 
 #include <condition_variable>
@@ -45,7 +46,16 @@ public:
         t(self);
     }
 
-    /// Waits until both queues are empty and no task runs, then stops the threads.
+    /// Queues a read-ahead task, taken only when no blob or file task waits, newest first (a stack:
+    /// what a depth-first walker queued last is what it needs next). Never blocks. A read-ahead task
+    /// must be safe to skip in effect: the submitter does the work itself if no worker has started it.
+    void submit_ahead(task t) {
+        std::lock_guard lk(mu_);
+        ahead_.push_front(std::move(t));
+        work_.notify_one();
+    }
+
+    /// Waits until all queues are empty and no task runs, then stops the threads.
     void join() {
         {
             std::lock_guard lk(mu_);
@@ -64,7 +74,7 @@ private:
             task t;
             {
                 std::unique_lock lk(mu_);
-                work_.wait(lk, [&] { return stop_ || !blobs_.empty() || !files_.empty(); });
+                work_.wait(lk, [&] { return stop_ || !blobs_.empty() || !files_.empty() || !ahead_.empty(); });
                 if (!blobs_.empty()) {
                     t = std::move(blobs_.front());
                     blobs_.pop_front();
@@ -72,6 +82,9 @@ private:
                     t = std::move(files_.front());
                     files_.pop_front();
                     space_.notify_one();
+                } else if (!ahead_.empty()) {
+                    t = std::move(ahead_.front());
+                    ahead_.pop_front();
                 } else {
                     return;  // stop_ and nothing left
                 }
@@ -82,7 +95,7 @@ private:
 
     std::mutex mu_;
     std::condition_variable work_, space_;
-    std::deque<task> files_, blobs_;
+    std::deque<task> files_, blobs_, ahead_;
     std::size_t file_cap_, blob_cap_;
     bool stop_ = false;
     std::vector<std::thread> threads_;

@@ -224,6 +224,78 @@ TEST_CASE("index JSON round-trips with and without uncompressed_length", "[repo]
     CHECK(bad.error().message.find("\"id\"") != std::string::npos);
 }
 
+TEST_CASE("index JSON streams: old bare-array format, escapes, unknown fields, errors naming the field", "[repo][index]") {
+    using H = policies::hash::sha256;
+    auto const p1 = H::digest(as_bytes("p1")).str(), b1 = H::digest(as_bytes("b1")).str();
+    // The old format is a bare array; an escaped digit is still a digit; unknown fields are skipped.
+    auto old = repo::parse_index("[{\"id\":\"" + p1 + "\",\"x\":{\"blobs\":[1]},\"blobs\":[{\"id\":\"\\u0030" + b1.substr(1) +
+                                     "\",\"type\":\"tree\",\"offset\":7,\"length\":40,\"note\":[{}]}]}]",
+                                 "index old");
+    REQUIRE(old);
+    REQUIRE(old->size() == 1);
+    REQUIRE((*old)[0].blobs.size() == 1);
+    CHECK((*old)[0].blobs[0].blob.str() == "0" + b1.substr(1));
+    CHECK((*old)[0].blobs[0].type == repo::blob_type::tree);
+    CHECK((*old)[0].blobs[0].offset == 7);
+    CHECK((*old)[0].blobs[0].length == 40);
+    std::vector<id> sup;
+    REQUIRE(repo::parse_index("{\"supersedes\":[\"" + p1 + "\"],\"packs\":[]}", "i", &sup));
+    CHECK(sup == std::vector<id>{*id::parse(p1)});
+    auto error_of = [](std::string const& json) {
+        auto r = repo::parse_index(json, "index 77");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().is(errc::corrupt));
+        CHECK(r.error().message.find("index 77") != std::string::npos);
+        return r.error().message;
+    };
+    auto const pack_head = "{\"packs\":[{\"id\":\"" + p1 + "\",\"blobs\":[{\"id\":\"" + b1 + "\",";
+    CHECK(error_of(pack_head + "\"type\":\"data\",\"offset\":0}]}]}").find("\"length\"") != std::string::npos);
+    CHECK(error_of(pack_head + "\"type\":\"blob\",\"offset\":0,\"length\":40}]}]}").find("\"type\"") != std::string::npos);
+    CHECK(error_of(pack_head + "\"type\":\"data\",\"offset\":-1,\"length\":40}]}]}").find("\"offset\"") != std::string::npos);
+    CHECK(error_of(pack_head + "\"type\":\"data\",\"offset\":0,\"length\":4294967296}]}]}").find("\"length\"") != std::string::npos);
+    CHECK(error_of("{\"packs\":[{\"blobs\":[]}]}").find("\"id\" is missing") != std::string::npos);
+    CHECK(error_of("{\"packs\":[{\"id\":\"" + p1 + "\"}]}").find("\"blobs\"") != std::string::npos);
+    CHECK(error_of("{\"supersedes\":[]}").find("\"packs\" is missing") != std::string::npos);
+    CHECK(error_of("{\"packs\":[3]}").find("not an object") != std::string::npos);
+    CHECK(error_of("{\"packs\":[]} x").find("invalid JSON") != std::string::npos);
+    CHECK(error_of("{\"packs\":[").find("invalid JSON") != std::string::npos);
+}
+
+TEST_CASE("the index finds every blob among many, keeps data and tree apart, and the first pack wins", "[repo][index]") {
+    using H = policies::hash::sha256;
+    repo::index idx;
+    CHECK_FALSE(idx.has(H::digest(as_bytes("x")), repo::blob_type::data));
+    constexpr int packs = 40, per_pack = 500;  // the table grows several times
+    for (int p = 0; p < packs; ++p) {
+        repo::indexed_pack ip{H::digest(as_bytes("pack " + std::to_string(p))), {}};
+        for (int b = 0; b < per_pack; ++b)
+            ip.blobs.push_back({H::digest(as_bytes(std::to_string(p * per_pack + b))), b % 2 ? repo::blob_type::tree : repo::blob_type::data,
+                                std::uint32_t(b * 100), 100, 0});
+        idx.add(ip);
+    }
+    CHECK(idx.size() == std::size_t(packs * per_pack));
+    for (int i = 0; i < packs * per_pack; i += 7) {
+        auto const b = H::digest(as_bytes(std::to_string(i)));
+        auto const t = i % per_pack % 2 ? repo::blob_type::tree : repo::blob_type::data;
+        auto loc = idx.find(b, t);
+        REQUIRE(loc);
+        CHECK(loc->pack == H::digest(as_bytes("pack " + std::to_string(i / per_pack))));
+        CHECK(loc->entry.offset == std::uint32_t(i % per_pack * 100));
+        CHECK_FALSE(idx.has(b, t == repo::blob_type::tree ? repo::blob_type::data : repo::blob_type::tree));
+    }
+    // The same blob in a later pack: still found in the first; the same ID as the other type is new.
+    auto const b0 = H::digest(as_bytes("0"));
+    auto const later = H::digest(as_bytes("later"));
+    idx.add({later, {{b0, repo::blob_type::data, 9, 50, 0}, {b0, repo::blob_type::tree, 59, 50, 0}}});
+    CHECK(idx.size() == std::size_t(packs * per_pack + 1));
+    CHECK(idx.find(b0, repo::blob_type::data)->pack == H::digest(as_bytes("pack 0")));
+    CHECK(idx.find(b0, repo::blob_type::tree)->pack == later);
+    CHECK(idx.has_pack(later));
+    std::size_t n = 0;
+    idx.for_each([&](repo::blob_location const&) { ++n; });
+    CHECK(n == idx.size());
+}
+
 TEST_CASE("config JSON and polynomial checks (restic-format.md 3)", "[repo][config]") {
     auto c = repo::config::from_json(R"({"version":2,"id":"9d3c","chunker_polynomial":"3cc191fc24e2fd"})");
     REQUIRE(c);

@@ -3,6 +3,8 @@
 
 #include <stash/core/bytes.hpp>
 
+#include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,19 +24,23 @@ inline std::string to_hex(byte_span b) {
 
 /// Decodes hex (either case) into `out`; false on odd length, a bad digit, or a size mismatch.
 inline bool from_hex(std::string_view s, mutable_byte_span out) noexcept {
+    // Digit values, 0x10 for a non-digit: one table look-up per character and one test at the end
+    // (index files and trees hold millions of IDs).
+    static constexpr auto nibble = [] {
+        std::array<std::uint8_t, 256> t{};
+        for (auto& v : t) v = 0x10;
+        for (int c = 0; c < 10; ++c) t['0' + c] = std::uint8_t(c);
+        for (int c = 0; c < 6; ++c) t['a' + c] = t['A' + c] = std::uint8_t(10 + c);
+        return t;
+    }();
     if (s.size() != out.size() * 2) return false;
-    auto nib = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
+    unsigned bad = 0;
     for (std::size_t i = 0; i < out.size(); ++i) {
-        int hi = nib(s[2 * i]), lo = nib(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) return false;
-        out[i] = std::byte(hi << 4 | lo);
+        unsigned const hi = nibble[std::uint8_t(s[2 * i])], lo = nibble[std::uint8_t(s[2 * i + 1])];
+        bad |= hi | lo;
+        out[i] = std::byte(hi << 4 | (lo & 15));
     }
-    return true;
+    return bad < 0x10;
 }
 
 /// Standard base64 with padding (RFC 4648 §4), as Go's encoding/json writes []byte.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stash/core/json_writer.hpp>
+#include <stash/repo/detail/json_events.hpp>
 #include <stash/repo/json.hpp>
 #include <stash/repo/pack.hpp>
 
@@ -9,6 +10,7 @@
 #include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 namespace stash::repo {
@@ -54,63 +56,163 @@ inline std::string index_json(std::vector<indexed_pack> const& packs, std::vecto
     return s;
 }
 
-/// Parses an index file's JSON (also the old bare-array format). Errors name the index and field.
+namespace detail {
+
+// Reads index JSON as it streams by (see read_json_events), handing out each pack when it ends.
+template <class OnPack>
+struct index_reader {
+    enum role { other, top, packs, supersedes, pack, blobs, blob };
+
+    std::string const& what;
+    OnPack& on_pack;
+    std::vector<id>* superseded;
+    std::optional<error> failure;
+    std::vector<role> stack;
+    bool saw_packs = false, saw_id = false, saw_blobs = false;
+    unsigned blob_fields = 0;  // bits: id, type, offset, length
+    indexed_pack cur;
+    blob_entry b;
+
+    bool fail(std::string msg) {
+        failure = make_error(errc::corrupt, what + ": " + std::move(msg));
+        return false;
+    }
+    bool wrong(std::string_view k, char const* want) { return fail("field \"" + std::string(k) + "\" must be " + want); }
+    std::string in_pack() const { return saw_id ? " of pack " + cur.pack.str() : std::string(); }
+
+    bool begin(bool object, std::string_view key) {
+        role const parent = stack.empty() ? other : stack.back();
+        role r = other;
+        if (stack.empty()) {
+            r = object ? top : packs;  // the old format is a bare array of packs
+            saw_packs = !object;
+        } else if (parent == top && key == "packs") {
+            if (object) return wrong(key, "an array");
+            r = packs, saw_packs = true;
+        } else if (parent == top && key == "supersedes") {
+            if (object) return wrong(key, "an array of strings");
+            r = supersedes;
+        } else if (parent == packs) {
+            if (!object) return fail("pack entry is not an object");
+            r = pack, cur.pack = id{}, cur.blobs.clear(), saw_id = saw_blobs = false;
+        } else if (parent == pack && key == "blobs") {
+            if (object) return fail("field \"blobs\"" + in_pack() + " must be an array");
+            r = blobs, saw_blobs = true;
+        } else if (parent == blobs) {
+            if (!object) return fail("blob entry" + in_pack() + " is not an object");
+            r = blob, b = blob_entry{}, blob_fields = 0;
+        } else if (parent == pack && key == "id") {
+            return wrong(key, "a 64-digit hex ID");
+        } else if (parent == blob && (key == "id" || key == "type" || key == "offset" || key == "length" || key == "uncompressed_length")) {
+            return wrong(key, "a scalar");
+        }
+        stack.push_back(r);
+        return true;
+    }
+
+    bool end(bool) {
+        role const r = stack.back();
+        stack.pop_back();
+        switch (r) {
+            case top:
+                if (!saw_packs) return fail("field \"packs\" is missing");
+                return true;
+            case blob: {
+                static constexpr char const* names[] = {"id", "type", "offset", "length"};
+                for (unsigned i = 0; i < 4; ++i)
+                    if (!(blob_fields & 1u << i)) return fail("field \"" + std::string(names[i]) + "\"" + in_pack() + " is missing");
+                cur.blobs.push_back(b);
+                return true;
+            }
+            case pack: {
+                if (!saw_id) return fail("field \"id\" is missing");
+                if (!saw_blobs) return fail("field \"blobs\"" + in_pack() + " is missing");
+                if (auto e = on_pack(std::move(cur)); !e) {
+                    failure = std::move(e).error();
+                    return false;
+                }
+                return true;
+            }
+            default: return true;
+        }
+    }
+
+    static std::optional<std::uint32_t> u32(json_scalar const& v) {
+        if (v.kind != json_scalar::number || !v.u64 || *v.u64 > 0xFFFFFFFFull) return std::nullopt;
+        return std::uint32_t(*v.u64);
+    }
+
+    bool scalar(std::string_view key, json_scalar const& v) {
+        role const r = stack.empty() ? other : stack.back();
+        bool const null = v.kind == json_scalar::null;
+        switch (r) {
+            case top:
+                if (key == "packs" && !null) return wrong(key, "an array");
+                if (key == "supersedes" && !null) return wrong(key, "an array of strings");
+                return true;
+            case supersedes: {
+                id i;
+                if (v.kind != json_scalar::string || !from_hex(v.str, i.bytes)) return wrong("supersedes", "a list of IDs");
+                if (superseded) superseded->push_back(i);
+                return true;
+            }
+            case packs: return fail("pack entry is not an object");
+            case blobs: return fail("blob entry" + in_pack() + " is not an object");
+            case pack:
+                if (key == "id" && !null) {
+                    if (v.kind != json_scalar::string || !from_hex(v.str, cur.pack.bytes)) return wrong(key, "a 64-digit hex ID");
+                    saw_id = true;
+                } else if (key == "blobs" && !null) {
+                    return fail("field \"blobs\"" + in_pack() + " must be an array");
+                }
+                return true;
+            case blob:
+                if (null) return true;
+                if (key == "id") {
+                    if (v.kind != json_scalar::string || !from_hex(v.str, b.blob.bytes)) return wrong(key, "a 64-digit hex ID");
+                    blob_fields |= 1;
+                } else if (key == "type") {
+                    if (v.kind == json_scalar::string && v.str == "data") b.type = blob_type::data;
+                    else if (v.kind == json_scalar::string && v.str == "tree") b.type = blob_type::tree;
+                    else return wrong(key, "\"data\" or \"tree\"");
+                    blob_fields |= 2;
+                } else if (key == "offset" || key == "length" || key == "uncompressed_length") {
+                    auto n = u32(v);
+                    if (!n) return wrong(key, "an integer from 0 to 2^32-1");
+                    if (key == "offset") b.offset = *n, blob_fields |= 4;
+                    else if (key == "length") b.length = *n, blob_fields |= 8;
+                    else b.uncompressed_length = *n;
+                }
+                return true;
+            default: return true;
+        }
+    }
+};
+
+}  // namespace detail
+
+/** Reads an index file's JSON (also the old bare-array format) and calls `on_pack(indexed_pack&&)`,
+    which returns result<void>, for each pack as it is read: no whole-file structure is built. IDs
+    superseded by this index go to `supersedes` when given. Errors name the index (`what`) and the
+    field, or are those of `on_pack`. */
+template <class OnPack>
+result<void> read_index(std::string_view text, std::string const& what, OnPack&& on_pack, std::vector<id>* supersedes = nullptr) {
+    detail::index_reader<std::remove_reference_t<OnPack>> r{what, on_pack, supersedes};
+    return detail::read_json_events(text, r, what);
+}
+
+/// Parses an index file's JSON into its packs (see read_index).
 inline result<std::vector<indexed_pack>> parse_index(std::string_view text, std::string const& what,
                                                      std::vector<id>* supersedes = nullptr) {
-    auto v = parse_json(text, what);
-    if (!v) return std::move(v).error();
-    boost::json::array const* packs = nullptr;
-    if (v->is_array()) {
-        packs = &v->get_array();
-    } else if (v->is_object()) {
-        json_reader r(v->get_object(), what);
-        if (supersedes) {
-            auto sup = r.strings("supersedes");
-            if (!sup) return std::move(sup).error();
-            for (auto const& s : *sup) {
-                auto i = id::parse(s);
-                if (!i) return r.wrong("supersedes", "a list of IDs");
-                supersedes->push_back(*i);
-            }
-        }
-        auto const* p = r.find("packs");
-        if (!p || !p->is_array()) return r.missing("packs");
-        packs = &p->get_array();
-    } else {
-        return make_error(errc::corrupt, what + ": expected a JSON object");
-    }
     std::vector<indexed_pack> out;
-    out.reserve(packs->size());
-    for (auto const& pv : *packs) {
-        if (!pv.is_object()) return make_error(errc::corrupt, what + ": pack entry is not an object");
-        json_reader pr(pv.get_object(), what);
-        indexed_pack ip;
-        auto pid = pr.id("id", true);
-        if (!pid) return std::move(pid).error();
-        ip.pack = *pid;
-        auto const* blobs = pr.find("blobs");
-        if (!blobs || !blobs->is_array()) return pr.missing("blobs");
-        ip.blobs.reserve(blobs->get_array().size());
-        for (auto const& bv : blobs->get_array()) {
-            if (!bv.is_object()) return make_error(errc::corrupt, what + ": blob entry is not an object");
-            json_reader br(bv.get_object(), what + " pack " + ip.pack.str());
-            blob_entry e;
-            auto bid = br.id("id", true);
-            auto type = br.str("type", true);
-            auto off = br.u64("offset", true), len = br.u64("length", true), ul = br.u64("uncompressed_length");
-            if (!bid) return std::move(bid).error();
-            if (!type) return std::move(type).error();
-            if (!off) return std::move(off).error();
-            if (!len) return std::move(len).error();
-            if (!ul) return std::move(ul).error();
-            if (*type != "data" && *type != "tree") return br.wrong("type", "\"data\" or \"tree\"");
-            if (*off > 0xFFFFFFFFull || *len > 0xFFFFFFFFull || *ul > 0xFFFFFFFFull) return br.wrong("offset", "below 4 GiB");
-            e.blob = *bid, e.type = *type == "tree" ? blob_type::tree : blob_type::data;
-            e.offset = std::uint32_t(*off), e.length = std::uint32_t(*len), e.uncompressed_length = std::uint32_t(*ul);
-            ip.blobs.push_back(e);
-        }
-        out.push_back(std::move(ip));
-    }
+    auto r = read_index(
+        text, what,
+        [&](indexed_pack&& p) -> result<void> {
+            out.push_back(std::move(p));
+            return {};
+        },
+        supersedes);
+    if (!r) return std::move(r).error();
     return out;
 }
 
@@ -134,51 +236,91 @@ private:
 };
 
 /** All blobs the repository knows: loaded index files plus packs written in this session.
-    Thread-safe. A blob may live in several packs; the first one added wins lookups. */
+    Thread-safe. A blob may live in several packs; the first one added wins lookups.
+
+    Laid out flat, as a backup looks up every unchanged file's blobs and a repository holds millions:
+    entries (52 bytes: ID, type, pack number, offset, lengths) in one array, found through an
+    open-addressing table of 4-byte entry numbers (linear probing, at most half full) keyed by the
+    ID's first 8 bytes, which SHA-256 makes uniform. No allocation per blob, and a lookup touches the
+    small table and one entry. */
 class index {
 public:
     void add(indexed_pack const& p) {
         std::unique_lock lk(mu_);
-        for (auto const& b : p.blobs) map(b.type).try_emplace(b.blob, blob_location{p.pack, b});
-        packs_.insert(p.pack);
+        auto [it, fresh] = pack_numbers_.try_emplace(p.pack, std::uint32_t(packs_.size()));
+        if (fresh) packs_.push_back(p.pack);
+        std::uint32_t const pack = it->second;
+        if (entries_.size() + p.blobs.size() > entries_.capacity())
+            entries_.reserve(std::max(entries_.size() + p.blobs.size(), entries_.capacity() * 2));
+        for (auto const& b : p.blobs) {
+            if (2 * (entries_.size() + 1) > slots_.size()) grow();
+            std::size_t s = probe(b.blob, b.type);
+            if (slots_[s]) continue;  // known: the first pack wins
+            entries_.push_back({b, pack});
+            slots_[s] = std::uint32_t(entries_.size());
+        }
     }
 
     std::optional<blob_location> find(id const& blob, blob_type t) const {
         std::shared_lock lk(mu_);
-        auto it = map(t).find(blob);
-        if (it == map(t).end()) return std::nullopt;
-        return it->second;
+        if (slots_.empty()) return std::nullopt;
+        std::uint32_t const e = slots_[probe(blob, t)];
+        if (!e) return std::nullopt;
+        return location(entries_[e - 1]);
     }
     bool has(id const& blob, blob_type t) const {
         std::shared_lock lk(mu_);
-        return map(t).count(blob) != 0;
+        return !slots_.empty() && slots_[probe(blob, t)] != 0;
     }
     std::size_t size() const {
         std::shared_lock lk(mu_);
-        return maps_[0].size() + maps_[1].size();
+        return entries_.size();
     }
     bool has_pack(id const& p) const {
         std::shared_lock lk(mu_);
-        return packs_.count(p) != 0;
+        return pack_numbers_.count(p) != 0;
     }
 
-    /// Calls fn(location) for every blob.
+    /// Calls fn(location) for every blob, in the order added.
     template <class Fn>
     void for_each(Fn&& fn) const {
         std::shared_lock lk(mu_);
-        for (auto const& m : maps_)
-            for (auto const& [k, v] : m) fn(v);
+        for (auto const& e : entries_) fn(location(e));
     }
 
 private:
-    using blob_map = std::unordered_map<id, blob_location, id_hash>;
-    // Data and tree blobs with equal content are distinct entries (restic keys on ID + type).
-    blob_map& map(blob_type t) { return maps_[std::size_t(t)]; }
-    blob_map const& map(blob_type t) const { return maps_[std::size_t(t)]; }
+    struct entry {
+        blob_entry blob;
+        std::uint32_t pack;
+    };
+
+    blob_location location(entry const& e) const { return {packs_[e.pack], e.blob}; }
+
+    // The slot holding (blob, t), or the empty slot where it would go.
+    std::size_t probe(id const& blob, blob_type t) const {
+        std::size_t const mask = slots_.size() - 1;
+        for (std::size_t s = id_hash{}(blob) & mask;; s = (s + 1) & mask) {
+            std::uint32_t const e = slots_[s];
+            if (!e || (entries_[e - 1].blob.blob == blob && entries_[e - 1].blob.type == t)) return s;
+        }
+    }
+
+    void grow() {
+        std::vector<std::uint32_t> old = std::exchange(slots_, std::vector<std::uint32_t>(std::max<std::size_t>(1024, slots_.size() * 2)));
+        std::size_t const mask = slots_.size() - 1;
+        for (std::uint32_t e : old) {
+            if (!e) continue;
+            std::size_t s = id_hash{}(entries_[e - 1].blob.blob) & mask;
+            while (slots_[s]) s = (s + 1) & mask;
+            slots_[s] = e;
+        }
+    }
 
     mutable std::shared_mutex mu_;
-    blob_map maps_[2];
-    std::unordered_set<id, id_hash> packs_;
+    std::vector<entry> entries_;
+    std::vector<std::uint32_t> slots_;  // entry number + 1; 0 = empty; size a power of two
+    std::vector<id> packs_;
+    std::unordered_map<id, std::uint32_t, id_hash> pack_numbers_;
 };
 
 }  // namespace stash::repo

@@ -243,16 +243,14 @@ public:
     result<void> load_index_file(id const& iid) {
         auto text = load_unpacked(file_type::index, iid);
         if (!text) return std::move(text).error();
-        auto packs = parse_index(*text, "index " + iid.str());
-        if (!packs) return std::move(packs).error();
-        for (auto const& p : *packs) {
+        std::string const what = "index " + iid.str();
+        return read_index(*text, what, [&](indexed_pack&& p) -> result<void> {
             if (config_.version == 1)
                 for (auto const& b : p.blobs)
-                    if (b.uncompressed_length)
-                        return make_error(errc::corrupt, "index " + iid.str() + " uses feature not supported by repository version 1");
+                    if (b.uncompressed_length) return make_error(errc::corrupt, what + " uses feature not supported by repository version 1");
             index_.add(p);
-        }
-        return {};
+            return {};
+        });
     }
 
     // --- blobs ----------------------------------------------------------------------------------

@@ -133,18 +133,19 @@ struct backup_args {
     bool from_stdin = false, force = false;
 };
 
-// A shared lock (unless --no-lock), with the index loading during the lock's 200 ms wait.
-std::unique_ptr<stock_repo::lock_holder> lock_loading_index(globals const& g, stock_repo& r) {
+// A shared lock (unless --no-lock), with the index loading during the lock's 200 ms wait. With
+// `deferred`, the wait goes on beside the command's work until it writes an index or snapshot.
+std::unique_ptr<stock_repo::lock_holder> lock_loading_index(globals const& g, stock_repo& r, bool deferred = false) {
     if (g.no_lock) {
         check(r.load_index());
         return nullptr;
     }
-    return check(r.acquire_lock(false, [&] { return r.load_index(); }));
+    return check(r.acquire_lock(false, [&] { return r.load_index(); }, deferred));
 }
 
 int cmd_backup(globals const& g, backup_args const& a) {
     auto r = open_repo(g);
-    auto lock = lock_loading_index(g, r);
+    auto lock = lock_loading_index(g, r, true);
     engine::backup_options opt;
     opt.paths = a.paths, opt.tags = a.tags, opt.excludes = a.excludes, opt.hostname = a.host, opt.force = a.force;
     opt.from_stdin = a.from_stdin, opt.stdin_filename = a.stdin_filename;

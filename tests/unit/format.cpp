@@ -346,6 +346,38 @@ TEST_CASE("repository over memory: init, open, unpacked files, wrong password", 
     CHECK(missing.error().is(errc::not_found));
 }
 
+TEST_CASE("a deferred lock re-check: index and snapshot files wait for it, and fail after a conflicting lock", "[repo][lock]") {
+    using repo_t = repo::repository<policies::backend::memory, policies::hash::sha256>;
+    policies::backend::memory m;
+    repo::init_options opt;
+    opt.kdf = {1024, 8, 1};
+    auto r = repo_t::init(m, "pw", opt);
+    REQUIRE(r);
+    auto const start = std::chrono::steady_clock::now();
+    auto held = r->acquire_lock(false, {}, true);
+    REQUIRE(held);
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(150));  // the wait is not here
+    // An exclusive lock written in the window (a prune that started at the same time).
+    repo::lock ex;
+    ex.time = timestamp::now(), ex.exclusive = true, ex.hostname = "other", ex.username = "u", ex.pid = 42;
+    REQUIRE(r->save_unpacked(file_type::lock, ex.to_json()));
+    CHECK(r->save_unpacked(file_type::key, "{}"));  // not a publishing file: no wait
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::milliseconds(150));
+    auto snap = r->save_unpacked(file_type::snapshot, "{}");
+    CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(200));
+    REQUIRE_FALSE(snap);
+    CHECK(snap.error().is(errc::locked));
+    CHECK(snap.error().message.find("PID 42 on other") != std::string::npos);
+    CHECK(r->save_unpacked(file_type::index, "{}").error().is(errc::locked));
+    // Without a conflict the same files are written once the re-check passed.
+    policies::backend::memory m2;
+    auto r2 = repo_t::init(m2, "pw", opt);
+    REQUIRE(r2);
+    auto held2 = r2->acquire_lock(false, {}, true);
+    REQUIRE(held2);
+    CHECK(r2->save_unpacked(file_type::snapshot, "{}"));
+}
+
 namespace {
 // The memory backend, counting reads.
 struct counting_memory {

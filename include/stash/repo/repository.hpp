@@ -18,6 +18,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <future>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -163,6 +164,7 @@ public:
 
     /// Encrypts (and in v2 compresses) `plaintext` and stores it under its hash. Returns the file ID.
     result<id> save_unpacked(file_type t, std::string_view plaintext) {
+        if (t == file_type::index || t == file_type::snapshot) STASH_TRYV(confirm_lock());
         bytes box;
         encrypt_unpacked(t, plaintext, box);
         id const fid = Hasher::digest(box);
@@ -420,12 +422,20 @@ public:
         std::jthread refresher_;
     };
 
-    /// Takes a lock as restic does (restic-format.md §9): write ours, wait 200 ms, re-check for
-    /// conflicts. `meanwhile` (optional) runs during the wait: read-only work such as loading the
-    /// index, which is valid if the lock holds (an exclusive holder that could have changed the
-    /// repository meanwhile makes the re-check fail). Errors: `errc::locked`, naming the holder;
-    /// those of `meanwhile` (the lock is then removed).
-    result<std::unique_ptr<lock_holder>> acquire_lock(bool exclusive, std::function<result<void>()> const& meanwhile = {}) {
+    /** Takes a lock as restic does (restic-format.md §9): write ours, wait 200 ms, re-check for
+        conflicts. `meanwhile` (optional) runs during the wait: read-only work such as loading the
+        index, which is valid if the lock holds (an exclusive holder that could have changed the
+        repository meanwhile makes the re-check fail).
+
+        With `deferred` (shared locks only), the wait and the re-check run on a thread of their own
+        and this returns after `meanwhile`: a writer such as a backup can read and upload packs in
+        the meantime, while an index or snapshot file, which would publish them, waits for the
+        re-check (see confirm_lock). Packs uploaded before a failed re-check are unreferenced, as
+        after an interrupted backup. The re-check still runs 200 ms after the lock was written.
+
+        Errors: `errc::locked`, naming the holder; those of `meanwhile` (the lock is then removed). */
+    result<std::unique_ptr<lock_holder>> acquire_lock(bool exclusive, std::function<result<void>()> const& meanwhile = {},
+                                                      bool deferred = false) {
         repo::lock l;
         l.time = timestamp::now();
         l.exclusive = exclusive;
@@ -437,18 +447,40 @@ public:
         auto fid = save_unpacked(file_type::lock, l.to_json());
         if (!fid) return std::move(fid).error();
         auto const recheck_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        if (deferred && !exclusive) {
+            std::lock_guard lk(lock_check_mu_);
+            lock_check_ = std::async(std::launch::async, [this, recheck_at, own = *fid] {
+                std::this_thread::sleep_until(recheck_at);
+                return check_locks(false, own);
+            }).share();
+        }
         if (meanwhile) {
             if (auto m = meanwhile(); !m) {
+                (void)confirm_lock();
                 (void)backend_.remove({file_type::lock, fid->str()});
                 return std::move(m).error();
             }
         }
-        std::this_thread::sleep_until(recheck_at);
-        if (auto c = check_locks(exclusive, *fid); !c) {
-            (void)backend_.remove({file_type::lock, fid->str()});
-            return std::move(c).error();
+        if (!deferred || exclusive) {
+            std::this_thread::sleep_until(recheck_at);
+            if (auto c = check_locks(exclusive, *fid); !c) {
+                (void)backend_.remove({file_type::lock, fid->str()});
+                return std::move(c).error();
+            }
         }
         return std::make_unique<lock_holder>(*this, std::move(l), *fid);
+    }
+
+    /// Waits for a deferred lock re-check (acquire_lock) and returns its outcome; at once when there
+    /// is none. Called before an index or snapshot file is written.
+    result<void> confirm_lock() {
+        std::shared_future<result<void>> check;
+        {
+            std::lock_guard lk(lock_check_mu_);
+            check = lock_check_;
+        }
+        if (!check.valid()) return {};
+        return check.get();
     }
 
     /// Removes stale locks (or all with `all`); returns how many were removed.
@@ -533,6 +565,8 @@ private:
     config config_;
     id key_id_;
     repo::index index_;
+    std::mutex lock_check_mu_;
+    std::shared_future<result<void>> lock_check_;  // a deferred lock re-check (acquire_lock)
     mutable std::mutex pending_mu_;
     std::vector<indexed_pack> pending_;
     std::size_t pending_blobs_ = 0;

@@ -218,6 +218,17 @@ TEST_CASE("index JSON round-trips with and without uncompressed_length", "[repo]
     REQUIRE(back);
     REQUIRE(back->size() == 1);
     CHECK((*back)[0].blobs == p.blobs);
+    // Fed a byte at a time (IDs, keys and numbers split across pieces, as decompression hands them out).
+    std::vector<repo::indexed_pack> pieces;
+    repo::index_reader reader("i", [&](repo::indexed_pack&& ip) -> result<void> {
+        pieces.push_back(std::move(ip));
+        return {};
+    });
+    for (char c : j) REQUIRE(reader.feed(std::string_view(&c, 1)));
+    REQUIRE(reader.finish());
+    REQUIRE(pieces.size() == 1);
+    CHECK(pieces[0].pack == p.pack);
+    CHECK(pieces[0].blobs == p.blobs);
     auto bad = repo::parse_index(R"({"packs":[{"id":"zz","blobs":[]}]})", "index 1234");
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message.find("index 1234") != std::string::npos);

@@ -48,6 +48,25 @@ public:
         return {};
     }
 
+    /// Decodes a frame in pieces of at most `piece` bytes, calling `fn(byte_span)` for each (the
+    /// span is valid during the call), so a large document never sits whole in memory. `fn` returns
+    /// result<void>; its error stops the decoding and is returned. Errors: `errc::corrupt` for a bad
+    /// or truncated frame.
+    template <class Fn>
+    result<void> decompress_pieces(byte_span in, Fn&& fn, std::size_t piece = 1 << 20) {
+        ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
+        bytes buf(piece);
+        ZSTD_inBuffer ib{in.data(), in.size(), 0};
+        for (;;) {
+            ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
+            std::size_t const r = ZSTD_decompressStream(dctx_.get(), &ob, &ib);
+            if (ZSTD_isError(r)) return make_error(errc::corrupt, std::string("zstd: ") + ZSTD_getErrorName(r));
+            if (ob.pos) STASH_TRYV(fn(byte_span(buf.data(), ob.pos)));
+            if (r == 0) return {};
+            if (ob.pos < ob.size && ib.pos == ib.size) return make_error(errc::corrupt, "zstd: truncated frame");
+        }
+    }
+
 private:
     struct dfree { void operator()(ZSTD_DCtx* c) const noexcept { ZSTD_freeDCtx(c); } };
     std::unique_ptr<ZSTD_DCtx, dfree> dctx_;

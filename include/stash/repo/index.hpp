@@ -60,7 +60,7 @@ namespace detail {
 
 // Reads index JSON as it streams by (see read_json_events), handing out each pack when it ends.
 template <class OnPack>
-struct index_reader {
+struct index_visitor {
     enum role { other, top, packs, supersedes, pack, blobs, blob };
 
     std::string const& what;
@@ -194,11 +194,30 @@ struct index_reader {
 /** Reads an index file's JSON (also the old bare-array format) and calls `on_pack(indexed_pack&&)`,
     which returns result<void>, for each pack as it is read: no whole-file structure is built. IDs
     superseded by this index go to `supersedes` when given. Errors name the index (`what`) and the
-    field, or are those of `on_pack`. */
+    field, or are those of `on_pack`. `feed` the text in pieces of any size, then `finish`. */
+template <class OnPack>
+class index_reader {
+public:
+    index_reader(std::string what, OnPack on_pack, std::vector<id>* supersedes = nullptr)
+        : what_(std::move(what)), on_pack_(std::move(on_pack)), r_{what_, on_pack_, supersedes}, p_(r_, what_) {}
+    index_reader(index_reader const&) = delete;
+
+    result<void> feed(std::string_view part) { return p_.feed(part); }
+    result<void> finish() { return p_.finish(); }
+
+private:
+    std::string what_;
+    OnPack on_pack_;
+    detail::index_visitor<OnPack> r_;
+    detail::json_event_parser<detail::index_visitor<OnPack>> p_;
+};
+
+/// Reads a whole index file's JSON (see index_reader).
 template <class OnPack>
 result<void> read_index(std::string_view text, std::string const& what, OnPack&& on_pack, std::vector<id>* supersedes = nullptr) {
-    detail::index_reader<std::remove_reference_t<OnPack>> r{what, on_pack, supersedes};
-    return detail::read_json_events(text, r, what);
+    index_reader<std::decay_t<OnPack>> r(what, std::forward<OnPack>(on_pack), supersedes);
+    STASH_TRYV(r.feed(text));
+    return r.finish();
 }
 
 /// Parses an index file's JSON into its packs (see read_index).

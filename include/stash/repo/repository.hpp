@@ -242,17 +242,38 @@ public:
         return {};
     }
 
+    // The text is parsed as it is decompressed, a piece at a time: an index file's JSON is several
+    // times its stored size, and holding it whole (plus a DOM) was most of a small backup's memory.
     result<void> load_index_file(id const& iid) {
-        auto text = load_unpacked(file_type::index, iid);
-        if (!text) return std::move(text).error();
+        handle const h{file_type::index, iid.str()};
+        bytes box, plain;
+        STASH_TRYV(backend_.get(h, 0, 0, box));
+        if (Hasher::digest(box) != iid) return make_error(errc::corrupt, h.str() + ": file content does not match its ID");
+        if (auto r = sealer_.open(box, plain); !r) return make_error(errc::corrupt, h.str() + ": " + r.error().message);
+        box = {};
         std::string const what = "index " + iid.str();
-        return read_index(*text, what, [&](indexed_pack&& p) -> result<void> {
+        index_reader reader(what, [&](indexed_pack&& p) -> result<void> {
             if (config_.version == 1)
                 for (auto const& b : p.blobs)
                     if (b.uncompressed_length) return make_error(errc::corrupt, what + " uses feature not supported by repository version 1");
             index_.add(p);
             return {};
         });
+        if (config_.version < 2 || plain.empty() || plain[0] == std::byte('{') || plain[0] == std::byte('[')) {
+            STASH_TRYV(reader.feed(as_chars(plain)));
+        } else {
+            if (plain[0] != std::byte{2}) return make_error(errc::corrupt, h.str() + ": not supported encoding format");
+            compress::zstd_decoder dec;
+            std::optional<error> bad_text;
+            auto r = dec.decompress_pieces(byte_span(plain).subspan(1), [&](byte_span piece) {
+                auto f = reader.feed(as_chars(piece));
+                if (!f) bad_text = f.error();
+                return f;
+            });
+            if (bad_text) return *bad_text;
+            if (!r) return make_error(errc::corrupt, h.str() + ": " + r.error().message);
+        }
+        return reader.finish();
     }
 
     // --- blobs ----------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ struct json_scalar {
       bool scalar(std::string_view key, json_scalar const& v)
       std::optional<error> failure                 // set before a callback returns false
     A callback returning false stops the parse with `failure`. Other errors say the text is not JSON,
-    naming the document `what`. */
+    naming the document `what`. Views passed to the visitor are valid during the call only. */
 template <class Visitor>
 result<void> read_json_events(std::string_view text, Visitor& v, std::string const& what);
 
@@ -127,15 +127,35 @@ private:
     std::string key_, taken_, str_;
 };
 
+/// The same for a document that arrives in pieces (as it is decompressed): `feed` each, then `finish`.
+template <class Visitor>
+class json_event_parser {
+public:
+    json_event_parser(Visitor& v, std::string what) : v_(v), what_(std::move(what)), p_(boost::json::parse_options{}, v) {}
+
+    result<void> feed(std::string_view part) { return write(true, part); }
+    result<void> finish() { return write(false, {}); }
+
+private:
+    result<void> write(bool more, std::string_view part) {
+        boost::json::error_code ec;
+        std::size_t const n = p_.write_some(more, part.data(), part.size(), ec);
+        if (v_.failure) return *v_.failure;
+        if (ec) return make_error(errc::corrupt, what_ + ": invalid JSON: " + ec.message());
+        if (n != part.size()) return make_error(errc::corrupt, what_ + ": invalid JSON: data after the document");
+        return {};
+    }
+
+    Visitor& v_;
+    std::string what_;
+    boost::json::basic_parser<json_event_handler<Visitor>> p_;
+};
+
 template <class Visitor>
 result<void> read_json_events(std::string_view text, Visitor& v, std::string const& what) {
-    boost::json::basic_parser<json_event_handler<Visitor>> p(boost::json::parse_options{}, v);
-    boost::json::error_code ec;
-    std::size_t const n = p.write_some(false, text.data(), text.size(), ec);
-    if (v.failure) return *v.failure;
-    if (ec) return make_error(errc::corrupt, what + ": invalid JSON: " + ec.message());
-    if (n != text.size()) return make_error(errc::corrupt, what + ": invalid JSON: data after the document");
-    return {};
+    json_event_parser<Visitor> p(v, what);
+    STASH_TRYV(p.feed(text));
+    return p.finish();
 }
 
 }  // namespace stash::repo::detail

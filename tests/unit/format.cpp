@@ -172,6 +172,38 @@ TEST_CASE("tree nodes round-trip through JSON", "[repo][tree]") {
     CHECK((*parsed)[2].linktarget == "dir/x");
     CHECK((*parsed)[2].content.empty());
     CHECK(repo::tree_json({l}).find("\"content\":null") != std::string::npos);
+    // The whole tree round-trips, as every node compares equal.
+    CHECK(*parsed == std::vector<repo::node>{f, d, l});
+}
+
+TEST_CASE("tree JSON: fields of later formats are skipped, bad fields named", "[repo][tree]") {
+    auto const x = policies::hash::sha256::digest(as_bytes("x")).str();
+    auto t = repo::parse_tree(R"({"nodes":[{"name":"a","type":"file","generic":{"k":[1,{"content":3}]},"size":5,"content":[")" + x +
+                                  R"("],"mode":null,"extended_attributes":null}],"other":[{"nodes":1}]})",
+                              "tree 9");
+    REQUIRE(t);
+    REQUIRE(t->size() == 1);
+    CHECK((*t)[0].size == 5);
+    CHECK((*t)[0].content.size() == 1);
+    CHECK(repo::parse_tree(R"({"nodes":null})", "t")->empty());
+    auto error_of = [](std::string const& json) {
+        auto r = repo::parse_tree(json, "tree 9");
+        REQUIRE_FALSE(r);
+        CHECK(r.error().is(errc::corrupt));
+        CHECK(r.error().message.find("tree 9") != std::string::npos);
+        return r.error().message;
+    };
+    CHECK(error_of(R"({"nodes":[{"type":"file"}]})").find("\"name\" is missing") != std::string::npos);
+    CHECK(error_of(R"({"nodes":[{"name":"a","type":"pipe"}]})").find("\"type\"") != std::string::npos);
+    CHECK(error_of(R"({"nodes":[{"name":"a","type":"file","size":-1}]})").find("\"size\"") != std::string::npos);
+    CHECK(error_of(R"({"nodes":[{"name":"a","type":"file","mtime":"yesterday"}]})").find("\"mtime\"") != std::string::npos);
+    CHECK(error_of(R"({"nodes":[{"name":"a","type":"file","content":["zz"]}]})").find("\"content\"") != std::string::npos);
+    CHECK(error_of(R"({"nodes":[{"name":"a","type":"file","extended_attributes":[{"name":"k","value":"!"}]}]})")
+              .find("\"extended_attributes\"") != std::string::npos);
+    CHECK(error_of(R"({"nodes":[{"name":"a","type":"dir","subtree":{}}]})").find("\"subtree\"") != std::string::npos);
+    CHECK(error_of(R"({"nodes":[1]})").find("not an object") != std::string::npos);
+    CHECK(error_of(R"([])").find("expected a JSON object") != std::string::npos);
+    CHECK(error_of(R"({"nodes":[]}{})").find("invalid JSON") != std::string::npos);
 }
 
 TEST_CASE("RFC 3339 times as Go writes them", "[core][time]") {

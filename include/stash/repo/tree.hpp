@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stash/core/json_writer.hpp>
+#include <stash/repo/detail/json_events.hpp>
 #include <stash/repo/go_quote.hpp>
 #include <stash/repo/json.hpp>
 
@@ -120,78 +121,193 @@ inline std::string tree_json(std::vector<node> const& nodes) {
     return s;
 }
 
-inline result<node> parse_node(boost::json::object const& o, std::string const& what) {
-    json_reader r(o, what);
-    node n;
-    auto name = r.str("name", true);
-    if (!name) return std::move(name).error();
-    auto unq = go_unquote(*name);
-    if (!unq) return make_error(errc::corrupt, what + ": " + unq.error().message);
-    n.name = std::move(*unq);
-    auto type = r.str("type", true);
-    if (!type) return std::move(type).error();
-    static constexpr std::string_view names[] = {"file", "dir", "symlink", "dev", "chardev", "fifo", "socket"};
-    auto it = std::find(std::begin(names), std::end(names), *type);
-    if (it == std::end(names)) return r.wrong("type", "a known node type");
-    n.type = node_type(it - std::begin(names));
-    auto mode = r.u64("mode");
-    auto mt = r.time("mtime"), at = r.time("atime"), ct = r.time("ctime");
-    auto uid = r.u64("uid"), gid = r.u64("gid"), ino = r.u64("inode"), dev = r.u64("device_id"), size = r.u64("size"),
-         links = r.u64("links"), device = r.u64("device");
-    for (auto* e : {&mode, &uid, &gid, &ino, &dev, &size, &links, &device})
-        if (!*e) return std::move(*e).error();
-    for (auto* e : {&mt, &at, &ct})
-        if (!*e) return std::move(*e).error();
-    n.mode = std::uint32_t(*mode), n.mtime = *mt, n.atime = *at, n.ctime = *ct;
-    n.uid = std::uint32_t(*uid), n.gid = std::uint32_t(*gid), n.inode = *ino, n.device_id = *dev, n.size = *size;
-    n.links = *links, n.device = *device;
-    auto user = r.str("user"), group = r.str("group"), lt = r.str("linktarget"), err = r.str("error");
-    for (auto* e : {&user, &group, &lt, &err})
-        if (!*e) return std::move(*e).error();
-    n.user = *user, n.group = *group, n.linktarget = *lt, n.error = *err;
-    if (auto const* x = r.find("extended_attributes")) {
-        if (!x->is_array()) return r.wrong("extended_attributes", "an array");
-        for (auto const& xv : x->get_array()) {
-            if (!xv.is_object()) return r.wrong("extended_attributes", "an array of objects");
-            json_reader xr(xv.get_object(), what);
-            auto xn = xr.str("name", true), xval = xr.str("value");
-            if (!xn) return std::move(xn).error();
-            if (!xval) return std::move(xval).error();
-            auto b = from_base64(*xval);
-            if (!b) return r.wrong("extended_attributes", "base64 values");
-            n.xattrs.push_back({*xn, std::move(*b)});
-        }
-    }
-    if (auto const* c = r.find("content")) {
-        if (!c->is_array()) return r.wrong("content", "an array of IDs");
-        n.content.reserve(c->get_array().size());
-        for (auto const& cv : c->get_array()) {
-            auto i = cv.is_string() ? id::parse(cv.get_string()) : result<id>(make_error(errc::corrupt, ""));
-            if (!i) return r.wrong("content", "an array of IDs");
-            n.content.push_back(*i);
-        }
-    }
-    auto sub = r.id("subtree");
-    if (!sub) return std::move(sub).error();
-    if (!sub->is_null()) n.subtree = *sub;
-    return n;
-}
+namespace detail {
 
-/// Parses a tree blob; `what` names it ("tree 3f2a…"). Nodes keep their stored order.
-inline result<std::vector<node>> parse_tree(std::string_view text, std::string const& what) {
-    auto o = parse_object(text, what);
-    if (!o) return std::move(o).error();
-    auto const* nodes = o->if_contains("nodes");
-    std::vector<node> out;
-    if (!nodes || nodes->is_null()) return out;
-    if (!nodes->is_array()) return make_error(errc::corrupt, what + ": \"nodes\" must be an array");
-    out.reserve(nodes->get_array().size());
-    for (auto const& nv : nodes->get_array()) {
-        if (!nv.is_object()) return make_error(errc::corrupt, what + ": node is not an object");
-        auto n = parse_node(nv.get_object(), what);
-        if (!n) return std::move(n).error();
-        out.push_back(std::move(*n));
+// Reads tree JSON as it streams by (see read_json_events) straight into nodes: no DOM.
+struct tree_visitor {
+    enum role { other, top, nodes, node_object, xattrs, xattr_object, content };
+
+    std::string const& what;
+    std::vector<node>& out;
+    std::optional<error> failure;
+    std::vector<role> stack;
+    node cur;
+    bool saw_name = false, saw_type = false, saw_xattr_name = false;
+    xattr x;
+
+    bool fail(std::string msg) {
+        failure = make_error(errc::corrupt, what + ": " + std::move(msg));
+        return false;
     }
+    bool wrong(std::string_view k, char const* want) { return fail("field \"" + std::string(k) + "\" must be " + want); }
+
+    static bool is_scalar_field(std::string_view k) {
+        static constexpr std::string_view names[] = {"name", "type", "mode", "mtime", "atime", "ctime", "uid", "gid",
+                                                     "user", "group", "inode", "device_id", "size", "links",
+                                                     "linktarget", "device", "subtree", "error"};
+        return std::find(std::begin(names), std::end(names), k) != std::end(names);
+    }
+
+    bool begin(bool object, std::string_view key) {
+        role const parent = stack.empty() ? other : stack.back();
+        role r = other;
+        if (stack.empty()) {
+            if (!object) return fail("expected a JSON object");
+            r = top;
+        } else if (parent == top && key == "nodes") {
+            if (object) return fail("\"nodes\" must be an array");
+            r = nodes;
+        } else if (parent == nodes) {
+            if (!object) return fail("node is not an object");
+            r = node_object, cur = node{}, saw_name = saw_type = false;
+        } else if (parent == node_object && key == "extended_attributes") {
+            if (object) return wrong(key, "an array");
+            r = xattrs;
+        } else if (parent == node_object && key == "content") {
+            if (object) return wrong(key, "an array of IDs");
+            r = content;
+        } else if (parent == node_object && is_scalar_field(key)) {
+            return wrong(key, "a scalar");
+        } else if (parent == xattrs) {
+            if (!object) return wrong("extended_attributes", "an array of objects");
+            r = xattr_object, x = xattr{}, saw_xattr_name = false;
+        } else if (parent == content) {
+            return wrong("content", "an array of IDs");
+        } else if (parent == xattr_object && (key == "name" || key == "value")) {
+            return wrong("extended_attributes", "objects of strings");
+        }
+        stack.push_back(r);
+        return true;
+    }
+
+    bool end(bool) {
+        role const r = stack.back();
+        stack.pop_back();
+        if (r == node_object) {
+            if (!saw_name) return fail("field \"name\" is missing");
+            if (!saw_type) return fail("field \"type\" is missing");
+            out.push_back(std::move(cur));
+        } else if (r == xattr_object) {
+            if (!saw_xattr_name) return fail("field \"name\" is missing");
+            cur.xattrs.push_back(std::move(x));
+        }
+        return true;
+    }
+
+    bool scalar(std::string_view key, json_scalar const& v) {
+        role const r = stack.empty() ? other : stack.back();
+        bool const null = v.kind == json_scalar::null;
+        switch (r) {
+            case top:
+                if (key == "nodes" && !null) return fail("\"nodes\" must be an array");
+                return true;
+            case nodes: return fail("node is not an object");
+            case xattrs: return wrong("extended_attributes", "an array of objects");
+            case content: {
+                id i;
+                if (v.kind != json_scalar::string || !from_hex(v.str, i.bytes)) return wrong("content", "an array of IDs");
+                cur.content.push_back(i);
+                return true;
+            }
+            case xattr_object:
+                if (null) return true;
+                if (key == "name") {
+                    if (v.kind != json_scalar::string) return wrong(key, "a string");
+                    x.name = v.str, saw_xattr_name = true;
+                } else if (key == "value") {
+                    auto b = v.kind == json_scalar::string ? from_base64(v.str) : std::nullopt;
+                    if (!b) return wrong("extended_attributes", "base64 values");
+                    x.value = std::move(*b);
+                }
+                return true;
+            case node_object: return field(key, v);
+            default: return true;
+        }
+    }
+
+    bool field(std::string_view key, json_scalar const& v) {
+        bool const null = v.kind == json_scalar::null;
+        auto str = [&](std::string& to) {
+            if (null) return true;
+            if (v.kind != json_scalar::string) return wrong(key, "a string");
+            to = v.str;
+            return true;
+        };
+        auto num = [&](auto& to) {
+            if (null) return true;
+            if (v.kind != json_scalar::number || !v.u64) return wrong(key, "a non-negative integer");
+            to = static_cast<std::remove_reference_t<decltype(to)>>(*v.u64);
+            return true;
+        };
+        auto time = [&](timestamp& to) {
+            if (null) return true;
+            if (v.kind != json_scalar::string) return wrong(key, "a string");
+            if (v.str.empty()) return true;
+            auto t = parse_rfc3339(v.str);
+            if (!t) return wrong(key, "an RFC 3339 time");
+            to = *t;
+            return true;
+        };
+        if (key == "name") {
+            if (null) return true;
+            if (v.kind != json_scalar::string) return wrong(key, "a string");
+            auto unq = go_unquote(v.str);
+            if (!unq) return fail(unq.error().message);
+            cur.name = std::move(*unq), saw_name = true;
+            return true;
+        }
+        if (key == "type") {
+            if (null) return true;
+            static constexpr std::string_view names[] = {"file", "dir", "symlink", "dev", "chardev", "fifo", "socket"};
+            auto it = v.kind == json_scalar::string ? std::find(std::begin(names), std::end(names), v.str) : std::end(names);
+            if (it == std::end(names)) return wrong(key, "a known node type");
+            cur.type = node_type(it - std::begin(names)), saw_type = true;
+            return true;
+        }
+        if (key == "content") {
+            if (!null) return wrong(key, "an array of IDs");
+            return true;
+        }
+        if (key == "subtree") {
+            if (null) return true;
+            if (v.kind != json_scalar::string) return wrong(key, "a string");
+            if (v.str.empty()) return true;
+            id i;
+            if (!from_hex(v.str, i.bytes)) return wrong(key, "a 64-digit hex ID");
+            cur.subtree = i;
+            return true;
+        }
+        if (key == "extended_attributes") {
+            if (!null) return wrong(key, "an array");
+            return true;
+        }
+        if (key == "mode") return num(cur.mode);
+        if (key == "mtime") return time(cur.mtime);
+        if (key == "atime") return time(cur.atime);
+        if (key == "ctime") return time(cur.ctime);
+        if (key == "uid") return num(cur.uid);
+        if (key == "gid") return num(cur.gid);
+        if (key == "user") return str(cur.user);
+        if (key == "group") return str(cur.group);
+        if (key == "inode") return num(cur.inode);
+        if (key == "device_id") return num(cur.device_id);
+        if (key == "size") return num(cur.size);
+        if (key == "links") return num(cur.links);
+        if (key == "linktarget") return str(cur.linktarget);
+        if (key == "device") return num(cur.device);
+        if (key == "error") return str(cur.error);
+        return true;  // fields of later formats are skipped
+    }
+};
+
+}  // namespace detail
+
+/// Parses a tree blob; `what` names it ("tree 3f2a…"). Nodes keep their stored order. Errors name the
+/// tree and the field.
+inline result<std::vector<node>> parse_tree(std::string_view text, std::string const& what) {
+    std::vector<node> out;
+    detail::tree_visitor v{what, out};
+    STASH_TRYV(detail::read_json_events(text, v, what));
     return out;
 }
 

@@ -100,7 +100,7 @@ private:
     // The key of the value now starting ("" in an array); consumed by it.
     std::string_view take_key() {
         if (in_object_.empty() || !in_object_.back()) return {};
-        taken_ = std::move(key_);
+        taken_.swap(key_);  // (both keep their capacity: no allocation per long key)
         key_.clear();
         return taken_;
     }

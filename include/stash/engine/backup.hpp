@@ -294,15 +294,19 @@ private:
         return entries;
     }
 
-    // An entry's node from its lstat data: extended attributes (kept from the parent snapshot's
-    // node `pn` when inode and ctime say they cannot have changed) and a symlink's target. Empty
-    // when the entry cannot be read (reported).
+    // Setting or removing an extended attribute changes ctime: with the same inode and ctime, the
+    // parent snapshot's attributes are still current, and a listxattr per entry is saved.
+    static bool same_xattrs(node const& n, node const* pn) {
+        return pn && pn->type == n.type && pn->inode == n.inode && pn->ctime == n.ctime;
+    }
+
+    // An entry's node from its lstat data: extended attributes (see same_xattrs; a regular file's are
+    // read later through the descriptor its reader opens) and a symlink's target. Empty when the
+    // entry cannot be read (reported).
     std::optional<node> make_node(std::string const& full, std::string const& name, struct stat const& st, node const* pn) {
         node n = node_from_stat(name, st, names_);
-        // Setting or removing an extended attribute changes ctime: with the same inode and ctime, the
-        // parent snapshot's attributes are still current, and a listxattr per entry is saved.
-        if (pn && pn->type == n.type && pn->inode == n.inode && pn->ctime == n.ctime) n.xattrs = pn->xattrs;
-        else n.xattrs = read_xattrs(full);
+        if (same_xattrs(n, pn)) n.xattrs = pn->xattrs;
+        else if (n.type != node_type::file) n.xattrs = read_xattrs(full);
         if (n.type == node_type::symlink) {
             std::string target(std::size_t(st.st_size ? st.st_size : 256), '\0');
             ssize_t len = ::readlink(full.c_str(), target.data(), target.size());
@@ -427,7 +431,7 @@ private:
                     release(ds, threads_);
                 } else {
                     bool const known = pn && pn->type == node_type::file;
-                    batches_.add(*pool_, {ds, i, full, known}, n.size);
+                    batches_.add(*pool_, {ds, i, full, known, !same_xattrs(n, pn)}, n.size);
                 }
                 break;
             }
@@ -489,11 +493,12 @@ private:
         std::size_t i;
         std::string path;
         bool known;
+        bool xattrs;  // read its extended attributes (through the open descriptor)
     };
 
     // --- workers --------------------------------------------------------------------------------
 
-    void read_file(dir_state* ds, std::size_t i, std::string const& path, bool known, unsigned self) {
+    void read_file(dir_state* ds, std::size_t i, std::string const& path, bool known, bool xattrs, unsigned self) {
         if (failure_flag_) {
             ds->skip[i] = 1;
             release(ds, self);
@@ -507,6 +512,7 @@ private:
             release(ds, self);
             return;
         }
+        if (xattrs) ds->nodes[i].xattrs = read_xattrs(fd);
         read_fd(ds, i, path, fd, known, self);
         ::close(fd);
     }
@@ -662,7 +668,7 @@ private:
     std::atomic<bool> failure_flag_{false};
     engine::detail::file_batches<file_item> batches_{
         [this](std::span<file_item const> files, unsigned self) {
-            for (auto const& f : files) read_file(f.ds, f.i, f.path, f.known, self);
+            for (auto const& f : files) read_file(f.ds, f.i, f.path, f.known, f.xattrs, self);
         }};
 };
 

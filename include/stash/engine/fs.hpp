@@ -64,27 +64,43 @@ inline std::string absolute_path(std::string const& p) {
 
 inline timestamp to_timestamp(struct timespec ts) { return {ts.tv_sec, std::uint32_t(ts.tv_nsec), 0}; }
 
-/// Reads a path's extended attributes (sorted by name, as listxattr order is not stable).
-inline std::vector<repo::xattr> read_xattrs(std::string const& path) {
+namespace detail {
+// Extended attributes through `list(buf, n)` and `get(name, buf, n)` (by path or by descriptor),
+// sorted by name, as listxattr order is not stable.
+template <class List, class Get>
+std::vector<repo::xattr> read_xattrs_with(List list, Get get) {
     std::vector<repo::xattr> out;
-    ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
+    ssize_t n = list(nullptr, 0);
     if (n <= 0) return out;
     std::string names(std::size_t(n), '\0');
-    n = ::llistxattr(path.c_str(), names.data(), names.size());
+    n = list(names.data(), names.size());
     if (n <= 0) return out;
     for (std::size_t p = 0; p < std::size_t(n);) {
         std::string name(names.c_str() + p);
         p += name.size() + 1;
-        ssize_t vn = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+        ssize_t vn = get(name.c_str(), nullptr, 0);
         if (vn < 0) continue;
         bytes v(static_cast<std::size_t>(vn));
-        vn = ::lgetxattr(path.c_str(), name.c_str(), v.data(), v.size());
+        vn = get(name.c_str(), v.data(), v.size());
         if (vn < 0) continue;
         v.resize(std::size_t(vn));
         out.push_back({std::move(name), std::move(v)});
     }
     std::sort(out.begin(), out.end(), [](auto const& a, auto const& b) { return a.name < b.name; });
     return out;
+}
+}  // namespace detail
+
+/// Reads a path's extended attributes (not following a symlink), sorted by name.
+inline std::vector<repo::xattr> read_xattrs(std::string const& path) {
+    return detail::read_xattrs_with([&](char* b, std::size_t n) { return ::llistxattr(path.c_str(), b, n); },
+                                    [&](char const* k, void* b, std::size_t n) { return ::lgetxattr(path.c_str(), k, b, n); });
+}
+
+/// The same for an open file: no path lookup.
+inline std::vector<repo::xattr> read_xattrs(int fd) {
+    return detail::read_xattrs_with([&](char* b, std::size_t n) { return ::flistxattr(fd, b, n); },
+                                    [&](char const* k, void* b, std::size_t n) { return ::fgetxattr(fd, k, b, n); });
 }
 
 /// Builds a node from `lstat` data (no content): type, mode, times, owner, inode, links, device.

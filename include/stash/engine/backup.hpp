@@ -70,6 +70,13 @@ class backup_run {
         std::optional<id> previous;  // the parent snapshot's tree for this directory
         std::vector<node> previous_nodes;  // and its nodes, when it could be loaded
         std::atomic<std::size_t> pending{1};
+        int fd = -1;  // O_PATH descriptor its files are opened at (see dir_fd), or -1: by path
+        bool fd_tried = false;
+        dir_state() = default;
+        dir_state(dir_state const&) = delete;
+        ~dir_state() {
+            if (fd >= 0) ::close(fd);
+        }
     };
 
     struct counters {
@@ -431,6 +438,7 @@ private:
                     release(ds, threads_);
                 } else {
                     bool const known = pn && pn->type == node_type::file;
+                    dir_fd(ds, full, n.name);
                     batches_.add(*pool_, {ds, i, full, known, !same_xattrs(n, pn)}, n.size);
                 }
                 break;
@@ -446,6 +454,20 @@ private:
             }
             default: release(ds, threads_); break;
         }
+    }
+
+    // Opens the directory of a file to read (`full` = its path, `name` its last component) once, so
+    // workers open its files with openat: one component to look up instead of the whole path. At
+    // most max_dir_fds are held (released when the directory's tree is built); beyond, and if the
+    // open fails, files are opened by path. Walker only, before the directory's first file is queued.
+    static constexpr int max_dir_fds = 256;
+    void dir_fd(dir_state* ds, std::string const& full, std::string const& name) {
+        if (ds->fd_tried) return;
+        ds->fd_tried = true;
+        if (dir_fds_.load() >= max_dir_fds) return;
+        std::string const dir = full.size() > name.size() + 1 ? full.substr(0, full.size() - name.size() - 1) : "/";
+        ds->fd = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (ds->fd >= 0) ++dir_fds_;
     }
 
     // Counts the files and bytes of backup path `path` into the progress totals (lstat only).
@@ -504,8 +526,10 @@ private:
             release(ds, self);
             return;
         }
-        int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
-        if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int const at = ds->fd >= 0 ? ds->fd : AT_FDCWD;
+        char const* const rel = ds->fd >= 0 ? ds->nodes[i].name.c_str() : path.c_str();
+        int fd = ::openat(at, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+        if (fd < 0 && errno == EPERM) fd = ::openat(at, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0) {
             report(path, std::string("open: ") + std::strerror(errno));
             ds->skip[i] = 1;
@@ -623,6 +647,10 @@ private:
     }
 
     void finalize(dir_state* ds, unsigned self) {
+        if (ds->fd >= 0) {
+            ::close(std::exchange(ds->fd, -1));
+            --dir_fds_;
+        }
         std::vector<node> nodes;
         nodes.reserve(ds->nodes.size());
         for (std::size_t i = 0; i < ds->nodes.size(); ++i)
@@ -666,6 +694,7 @@ private:
     std::mutex fail_mu_;
     std::optional<error> failure_;
     std::atomic<bool> failure_flag_{false};
+    std::atomic<int> dir_fds_{0};  // directory descriptors held (dir_fd)
     engine::detail::file_batches<file_item> batches_{
         [this](std::span<file_item const> files, unsigned self) {
             for (auto const& f : files) read_file(f.ds, f.i, f.path, f.known, f.xattrs, self);

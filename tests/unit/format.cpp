@@ -15,6 +15,14 @@ bytes seq(int from, int n) {
     return b;
 }
 std::string hex(byte_span b) { return to_hex(b); }
+// The message of a parse that must fail as corrupt, naming the document `what`.
+template <class T>
+std::string corrupt_message(result<T> const& r, std::string const& what) {
+    REQUIRE_FALSE(r);
+    CHECK(r.error().is(errc::corrupt));
+    CHECK(r.error().message.find(what) != std::string::npos);
+    return r.error().message;
+}
 }  // namespace
 
 TEST_CASE("sha256 matches FIPS 180-4 examples", "[crypto][hash]") {
@@ -186,13 +194,7 @@ TEST_CASE("tree JSON: fields of later formats are skipped, bad fields named", "[
     CHECK((*t)[0].size == 5);
     CHECK((*t)[0].content.size() == 1);
     CHECK(repo::parse_tree(R"({"nodes":null})", "t")->empty());
-    auto error_of = [](std::string const& json) {
-        auto r = repo::parse_tree(json, "tree 9");
-        REQUIRE_FALSE(r);
-        CHECK(r.error().is(errc::corrupt));
-        CHECK(r.error().message.find("tree 9") != std::string::npos);
-        return r.error().message;
-    };
+    auto error_of = [](std::string const& json) { return corrupt_message(repo::parse_tree(json, "tree 9"), "tree 9"); };
     CHECK(error_of(R"({"nodes":[{"type":"file"}]})").find("\"name\" is missing") != std::string::npos);
     CHECK(error_of(R"({"nodes":[{"name":"a","type":"pipe"}]})").find("\"type\"") != std::string::npos);
     CHECK(error_of(R"({"nodes":[{"name":"a","type":"file","size":-1}]})").find("\"size\"") != std::string::npos);
@@ -284,13 +286,7 @@ TEST_CASE("index JSON streams: old bare-array format, escapes, unknown fields, e
     std::vector<id> sup;
     REQUIRE(repo::parse_index("{\"supersedes\":[\"" + p1 + "\"],\"packs\":[]}", "i", &sup));
     CHECK(sup == std::vector<id>{*id::parse(p1)});
-    auto error_of = [](std::string const& json) {
-        auto r = repo::parse_index(json, "index 77");
-        REQUIRE_FALSE(r);
-        CHECK(r.error().is(errc::corrupt));
-        CHECK(r.error().message.find("index 77") != std::string::npos);
-        return r.error().message;
-    };
+    auto error_of = [](std::string const& json) { return corrupt_message(repo::parse_index(json, "index 77"), "index 77"); };
     auto const pack_head = "{\"packs\":[{\"id\":\"" + p1 + "\",\"blobs\":[{\"id\":\"" + b1 + "\",";
     CHECK(error_of(pack_head + "\"type\":\"data\",\"offset\":0}]}]}").find("\"length\"") != std::string::npos);
     CHECK(error_of(pack_head + "\"type\":\"blob\",\"offset\":0,\"length\":40}]}]}").find("\"type\"") != std::string::npos);

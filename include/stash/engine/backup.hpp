@@ -627,6 +627,7 @@ private:
         byte_span pack = p.finish(repo_.sealer());
         auto r = repo_.save_pack(pack, p.entries());
         p.reset();
+        p.release_pages();
         if (r && repo_.pending_index_blobs() >= (repo_.compression() ? 150000u : 50000u)) {
             auto f = repo_.flush_index();
             if (!f) return fail(f.error());

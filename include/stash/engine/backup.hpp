@@ -250,9 +250,7 @@ private:
                     release(ds, threads_);
                 } else {
                     ds->nodes[i] = std::move(*n);
-                    bool const same = ds->nodes[i].type == node_type::file && unchanged(ds->nodes[i], pn);
-                    if (same) ds->nodes[i].content = pn->content;
-                    entry(ds, i, full, same, pn, nullptr);
+                    entry(ds, i, full, keep_unchanged(ds->nodes[i], pn), pn, nullptr);
                 }
             } else {
                 ds->nodes[i] = node_from_stat(name, st, names_);
@@ -360,10 +358,7 @@ private:
                 continue;
             }
             l.nodes[i] = std::move(*nd);
-            if (l.nodes[i].type == node_type::file && unchanged(l.nodes[i], pn)) {
-                l.nodes[i].content = pn->content;
-                l.same[i] = 1;
-            }
+            l.same[i] = keep_unchanged(l.nodes[i], pn);
         }
     }
 
@@ -483,6 +478,13 @@ private:
             if (S_ISDIR(sb.st_mode)) scan_dir(path + "/" + name, st);
             else if (S_ISREG(sb.st_mode)) ++progress_.files_total, progress_.bytes_total += std::uint64_t(sb.st_size);
         }
+    }
+
+    // A file unchanged since the parent snapshot takes its content from there (it is not read).
+    bool keep_unchanged(node& n, node const* pn) const {
+        if (n.type != node_type::file || !unchanged(n, pn)) return false;
+        n.content = pn->content;
+        return true;
     }
 
     // restic's change detection: same type, mtime, ctime, size and inode, and all content still indexed.

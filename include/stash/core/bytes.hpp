@@ -1,6 +1,9 @@
 // Byte buffers and little-endian helpers shared by every layer.
 #pragma once
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -31,6 +34,16 @@ inline std::uint32_t get_u32le(std::byte const* p) noexcept {
     std::uint32_t v = 0;
     for (int i = 0; i < 4; ++i) v |= std::uint32_t(p[i]) << (8 * i);
     return v;
+}
+
+/// Hands the whole pages inside [begin, end) back to the system (MADV_DONTNEED): the range stays
+/// mapped, reads as zeros and becomes resident again only when touched. For a buffer kept reserved
+/// between uses whose contents there no longer matter. Linux.
+inline void release_pages(std::byte* begin, std::byte* end) noexcept {
+    auto const page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
+    auto const first = (reinterpret_cast<std::uintptr_t>(begin) + page - 1) & ~(page - 1);
+    auto const last = reinterpret_cast<std::uintptr_t>(end) & ~(page - 1);
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 }  // namespace stash

@@ -11,7 +11,6 @@
 #include <stash/engine/snapshots.hpp>
 
 #include <dirent.h>
-#include <sys/mman.h>
 
 #include <future>
 #include <map>
@@ -589,12 +588,7 @@ private:
     // Large files fill the whole read buffer (twice the maximum chunk size); hand those pages back
     // afterwards so each worker's buffer is resident only while it reads a large file.
     static constexpr std::size_t release_threshold = 1 << 20;
-    static void release_tail(bytes& buf) {
-        auto const page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
-        auto const begin = (reinterpret_cast<std::uintptr_t>(buf.data()) + release_threshold + page - 1) & ~(page - 1);
-        auto const end = reinterpret_cast<std::uintptr_t>(buf.data() + buf.size()) & ~(page - 1);
-        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-    }
+    static void release_tail(bytes& buf) { release_pages(buf.data() + release_threshold, buf.data() + buf.size()); }
 
     // Compresses, seals and packs one new blob on worker `self` (its own packer and compressor); the
     // sealer writes straight into the pack buffer.

@@ -4,9 +4,6 @@
 #include <stash/concepts/sealer.hpp>
 #include <stash/core/id.hpp>
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <vector>
 
@@ -118,12 +115,7 @@ public:
     /// After `reset`: hands the buffer's whole pages back to the system while keeping the capacity
     /// reserved, so a builder holds only what its next pack has filled so far (several builders
     /// filling at once then do not each keep a full pack's pages resident).
-    void release_pages() {
-        auto const page = std::uintptr_t(::sysconf(_SC_PAGESIZE));
-        auto const begin = (reinterpret_cast<std::uintptr_t>(data_.data() + data_.size()) + page - 1) & ~(page - 1);
-        auto const end = reinterpret_cast<std::uintptr_t>(data_.data() + data_.capacity()) & ~(page - 1);
-        if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-    }
+    void release_pages() { stash::release_pages(data_.data() + data_.size(), data_.data() + data_.capacity()); }
 
 private:
     bytes data_;

@@ -55,7 +55,8 @@ public:
     template <class Fn>
     result<void> decompress_pieces(byte_span in, Fn&& fn, std::size_t piece = 1 << 20) {
         ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
-        bytes buf(piece);
+        // A small frame (a lock, a snapshot) gets a small buffer; one that decodes larger takes more pieces.
+        bytes buf(std::min(piece, std::max<std::size_t>(in.size() * 8, 4096)));
         ZSTD_inBuffer ib{in.data(), in.size(), 0};
         for (;;) {
             ZSTD_outBuffer ob{buf.data(), buf.size(), 0};

@@ -172,13 +172,41 @@ public:
         return fid;
     }
 
-    /// Loads, verifies (hash of the stored bytes), decrypts and decompresses an unpacked file.
-    result<std::string> load_unpacked(file_type t, id const& fid) {
+    /** Loads, verifies (hash of the stored bytes) and decrypts an unpacked file, and hands its
+        plaintext to `fn(std::string_view)`, which returns result<void>, in pieces of at most 1 MiB as
+        it is decompressed: a large file's text (an index is several times its stored size) is never
+        whole in memory. Errors: those of `fn` as they are; a corrupt file, naming it. */
+    template <class Fn>
+    result<void> read_unpacked(file_type t, id const& fid, Fn&& fn) {
         handle const h{t, fid.str()};
-        bytes box;
+        bytes box, plain;
         STASH_TRYV(backend_.get(h, 0, 0, box));
         if (Hasher::digest(box) != fid) return make_error(errc::corrupt, h.str() + ": file content does not match its ID");
-        return decrypt_unpacked(h, box);
+        if (auto r = sealer_.open(box, plain); !r) return make_error(errc::corrupt, h.str() + ": " + r.error().message);
+        box = {};
+        if (config_.version < 2 || plain.empty() || plain[0] == std::byte('{') || plain[0] == std::byte('['))
+            return fn(as_chars(plain));
+        if (plain[0] != std::byte{2}) return make_error(errc::corrupt, h.str() + ": not supported encoding format");
+        compress::zstd_decoder dec;
+        std::optional<error> rejected;  // by fn
+        auto r = dec.decompress_pieces(byte_span(plain).subspan(1), [&](byte_span piece) {
+            auto f = fn(as_chars(piece));
+            if (!f) rejected = f.error();
+            return f;
+        });
+        if (rejected) return *rejected;
+        if (!r) return make_error(errc::corrupt, h.str() + ": " + r.error().message);
+        return {};
+    }
+
+    /// Loads, verifies, decrypts and decompresses an unpacked file (see read_unpacked).
+    result<std::string> load_unpacked(file_type t, id const& fid) {
+        std::string text;
+        STASH_TRYV(read_unpacked(t, fid, [&](std::string_view piece) -> result<void> {
+            text += piece;
+            return {};
+        }));
+        return text;
     }
 
     /// Loads a snapshot file.
@@ -242,15 +270,9 @@ public:
         return {};
     }
 
-    // The text is parsed as it is decompressed, a piece at a time: an index file's JSON is several
-    // times its stored size, and holding it whole (plus a DOM) was most of a small backup's memory.
+    // Parsed as it is decompressed (read_unpacked): holding an index's text whole, plus a DOM, was
+    // most of a small backup's memory.
     result<void> load_index_file(id const& iid) {
-        handle const h{file_type::index, iid.str()};
-        bytes box, plain;
-        STASH_TRYV(backend_.get(h, 0, 0, box));
-        if (Hasher::digest(box) != iid) return make_error(errc::corrupt, h.str() + ": file content does not match its ID");
-        if (auto r = sealer_.open(box, plain); !r) return make_error(errc::corrupt, h.str() + ": " + r.error().message);
-        box = {};
         std::string const what = "index " + iid.str();
         index_reader reader(what, [&](indexed_pack&& p) -> result<void> {
             if (config_.version == 1)
@@ -259,20 +281,7 @@ public:
             index_.add(p);
             return {};
         });
-        if (config_.version < 2 || plain.empty() || plain[0] == std::byte('{') || plain[0] == std::byte('[')) {
-            STASH_TRYV(reader.feed(as_chars(plain)));
-        } else {
-            if (plain[0] != std::byte{2}) return make_error(errc::corrupt, h.str() + ": not supported encoding format");
-            compress::zstd_decoder dec;
-            std::optional<error> bad_text;
-            auto r = dec.decompress_pieces(byte_span(plain).subspan(1), [&](byte_span piece) {
-                auto f = reader.feed(as_chars(piece));
-                if (!f) bad_text = f.error();
-                return f;
-            });
-            if (bad_text) return *bad_text;
-            if (!r) return make_error(errc::corrupt, h.str() + ": " + r.error().message);
-        }
+        STASH_TRYV(read_unpacked(file_type::index, iid, [&](std::string_view piece) { return reader.feed(piece); }));
         return reader.finish();
     }
 
@@ -548,19 +557,6 @@ private:
         } else {
             sealer_.seal(as_bytes(plaintext), box);
         }
-    }
-
-    result<std::string> decrypt_unpacked(handle const& h, byte_span box) const {
-        bytes plain;
-        if (auto r = sealer_.open(box, plain); !r) return make_error(errc::corrupt, h.str() + ": " + r.error().message);
-        if (config_.version < 2 || plain.empty() || plain[0] == std::byte('{') || plain[0] == std::byte('['))
-            return std::string(as_chars(plain));
-        if (plain[0] != std::byte{2}) return make_error(errc::corrupt, h.str() + ": not supported encoding format");
-        bytes json;
-        compress::zstd_decoder dec;
-        if (auto r = dec.decompress(byte_span(plain).subspan(1), 0, json); !r)
-            return make_error(errc::corrupt, h.str() + ": " + r.error().message);
-        return std::string(as_chars(json));
     }
 
     result<void> check_locks(bool exclusive, std::optional<id> own) {

@@ -69,13 +69,8 @@ class backup_run {
         std::optional<id> previous;  // the parent snapshot's tree for this directory
         std::vector<node> previous_nodes;  // and its nodes, when it could be loaded
         std::atomic<std::size_t> pending{1};
-        int fd = -1;  // O_PATH descriptor its files are opened at (see dir_fd), or -1: by path
+        int fd = -1;  // O_PATH descriptor its files are opened at (see dir_fd; closed in finalize), or -1: by path
         bool fd_tried = false;
-        dir_state() = default;
-        dir_state(dir_state const&) = delete;
-        ~dir_state() {
-            if (fd >= 0) ::close(fd);
-        }
     };
 
     struct counters {
@@ -256,13 +251,9 @@ private:
                 ds->nodes[i].xattrs = read_xattrs(full);
                 auto* sub = new dir_state;
                 sub->parent = ds, sub->slot = i;
-                std::vector<node> const* sub_prev = nullptr;
-                if (pn && pn->type == node_type::dir && pn->subtree) {
-                    sub->previous = *pn->subtree;
-                    // A parent tree that cannot be loaded only costs speed: its files are read again.
-                    if (auto tr = repo_.load_tree(*pn->subtree)) sub->previous_nodes = std::move(*tr), sub_prev = &sub->previous_nodes;
-                }
-                walk_virtual(child, full, sub, sub_prev);
+                sub->previous = previous_subtree(pn);
+                if (sub->previous) sub->previous_nodes = load_previous(*sub->previous);
+                walk_virtual(child, full, sub, sub->previous_nodes.empty() ? nullptr : &sub->previous_nodes);
             }
             ++i;
         }
@@ -342,10 +333,7 @@ private:
 
     void list(listing& l) {
         auto const entries = read_dir(l.path, true);
-        if (l.previous && !l.previous_loaded) {
-            // A parent tree that cannot be loaded only costs speed: its files are read again.
-            if (auto t = repo_.load_tree(*l.previous)) l.previous_nodes = std::move(*t);
-        }
+        if (l.previous && !l.previous_loaded) l.previous_nodes = load_previous(*l.previous);
         std::size_t const n = entries.size();
         l.nodes.resize(n), l.skip.assign(n, 0), l.same.assign(n, 0), l.prev.assign(n, nullptr);
         for (std::size_t i = 0; i < n; ++i) {
@@ -409,8 +397,19 @@ private:
     std::shared_ptr<listing> sub_listing(std::string path, node const* pn) {
         auto l = std::make_shared<listing>();
         l->path = std::move(path);
-        if (pn && pn->type == node_type::dir && pn->subtree) l->previous = *pn->subtree;
+        l->previous = previous_subtree(pn);
         return l;
+    }
+
+    // The parent snapshot's tree of a directory whose parent-snapshot node is `pn`, if it has one.
+    static std::optional<id> previous_subtree(node const* pn) {
+        if (pn && pn->type == node_type::dir && pn->subtree) return *pn->subtree;
+        return std::nullopt;
+    }
+    // A parent tree that cannot be loaded only costs speed: its files are read again (empty).
+    std::vector<node> load_previous(id const& tree) {
+        auto t = repo_.load_tree(tree);
+        return t ? std::move(*t) : std::vector<node>{};
     }
 
     // Hands out entry i of `ds`, whose node is filled in: a file to read (unless `same`), a

@@ -1,9 +1,10 @@
 // The in-memory index: where each blob lives, loaded from and written to index files (restic-format.md §6).
 #pragma once
 
+#include <stash/core/hex.hpp>
+#include <stash/core/id.hpp>
 #include <stash/core/json_writer.hpp>
 #include <stash/repo/detail/json_events.hpp>
-#include <stash/repo/json.hpp>
 #include <stash/repo/pack.hpp>
 
 #include <mutex>
@@ -60,24 +61,17 @@ namespace detail {
 
 // Reads index JSON as it streams by (see read_json_events), handing out each pack when it ends.
 template <class OnPack>
-struct index_visitor {
+struct index_visitor : json_visitor_base {
     enum role { other, top, packs, supersedes, pack, blobs, blob };
 
-    std::string const& what;
     OnPack& on_pack;
     std::vector<id>* superseded;
-    std::optional<error> failure;
     std::vector<role> stack;
     bool saw_packs = false, saw_id = false, saw_blobs = false;
     unsigned blob_fields = 0;  // bits: id, type, offset, length
     indexed_pack cur;
     blob_entry b;
 
-    bool fail(std::string msg) {
-        failure = make_error(errc::corrupt, what + ": " + std::move(msg));
-        return false;
-    }
-    bool wrong(std::string_view k, char const* want) { return fail("field \"" + std::string(k) + "\" must be " + want); }
     std::string in_pack() const { return saw_id ? " of pack " + cur.pack.str() : std::string(); }
 
     bool begin(bool object, std::string_view key) {
@@ -199,7 +193,7 @@ template <class OnPack>
 class index_reader {
 public:
     index_reader(std::string what, OnPack on_pack, std::vector<id>* supersedes = nullptr)
-        : what_(std::move(what)), on_pack_(std::move(on_pack)), r_{what_, on_pack_, supersedes}, p_(r_, what_) {}
+        : what_(std::move(what)), on_pack_(std::move(on_pack)), r_{{what_, {}}, on_pack_, supersedes}, p_(r_, what_) {}
     index_reader(index_reader const&) = delete;
 
     result<void> feed(std::string_view part) { return p_.feed(part); }

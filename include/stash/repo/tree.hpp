@@ -1,11 +1,14 @@
 // Tree blobs: a directory's sorted list of nodes (restic-format.md §7).
 #pragma once
 
+#include <stash/core/hex.hpp>
+#include <stash/core/id.hpp>
 #include <stash/core/json_writer.hpp>
+#include <stash/core/time.hpp>
 #include <stash/repo/detail/json_events.hpp>
 #include <stash/repo/go_quote.hpp>
-#include <stash/repo/json.hpp>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -124,22 +127,15 @@ inline std::string tree_json(std::vector<node> const& nodes) {
 namespace detail {
 
 // Reads tree JSON as it streams by (see read_json_events) straight into nodes: no DOM.
-struct tree_visitor {
+struct tree_visitor : json_visitor_base {
     enum role { other, top, nodes, node_object, xattrs, xattr_object, content };
 
-    std::string const& what;
     std::vector<node>& out;
-    std::optional<error> failure;
     std::vector<role> stack;
     node cur;
     bool saw_name = false, saw_type = false, saw_xattr_name = false;
     xattr x;
 
-    bool fail(std::string msg) {
-        failure = make_error(errc::corrupt, what + ": " + std::move(msg));
-        return false;
-    }
-    bool wrong(std::string_view k, char const* want) { return fail("field \"" + std::string(k) + "\" must be " + want); }
 
     static bool is_scalar_field(std::string_view k) {
         static constexpr std::string_view names[] = {"name", "type", "mode", "mtime", "atime", "ctime", "uid", "gid",
@@ -306,7 +302,7 @@ struct tree_visitor {
 /// tree and the field.
 inline result<std::vector<node>> parse_tree(std::string_view text, std::string const& what) {
     std::vector<node> out;
-    detail::tree_visitor v{what, out};
+    detail::tree_visitor v{{what, {}}, out};
     STASH_TRYV(detail::read_json_events(text, v, what));
     return out;
 }

@@ -23,11 +23,25 @@ struct json_scalar {
     bool b = false;
 };
 
+/// What a visitor of document `what` fails with: `fail` records the message (naming the document)
+/// and returns false, which stops the parse; `wrong` says a field is not what it must be.
+struct json_visitor_base {
+    std::string const& what;
+    std::optional<error> failure;
+
+    bool fail(std::string msg) {
+        failure = make_error(errc::corrupt, what + ": " + std::move(msg));
+        return false;
+    }
+    bool wrong(std::string_view k, char const* want) { return fail("field \"" + std::string(k) + "\" must be " + want); }
+};
+
 /** Parses `text` and reports it to `Visitor`, which has:
       bool begin(bool object, std::string_view key)  // a container opens; key is "" inside arrays
       bool end(bool object)
       bool scalar(std::string_view key, json_scalar const& v)
       std::optional<error> failure                 // set before a callback returns false
+    (json_visitor_base provides `failure`, `fail` and `wrong`).
     A callback returning false stops the parse with `failure`. Other errors say the text is not JSON,
     naming the document `what`. Views passed to the visitor are valid during the call only. */
 template <class Visitor>

@@ -121,6 +121,7 @@ TEST_CASE("Go strconv.Quote of names (restic-format.md 7.3)", "[repo][tree]") {
     };
     for (auto const& c : cases) {
         CHECK(repo::go_quote(c.name) == c.quoted);
+        if (repo::go_quote_is_identity(c.name)) CHECK(c.quoted == c.name);  // the writer's fast path
         auto back = repo::go_unquote(c.quoted);
         REQUIRE(back);
         CHECK(*back == c.name);
@@ -139,6 +140,22 @@ TEST_CASE("Go strconv.Quote of names (restic-format.md 7.3)", "[repo][tree]") {
     n.name = "q\"uote";
     j = repo::tree_json({n});
     CHECK(j.find(R"("name":"q\\\"uote")") != std::string::npos);
+    CHECK(repo::go_quote_is_identity("plain name.c"));
+    CHECK_FALSE(repo::go_quote_is_identity("caf\xc3\xa9"));
+}
+
+TEST_CASE("JSON strings are escaped as Go's encoding/json does, around unescaped runs", "[core][json]") {
+    std::string out;
+    json_writer w(out);
+    static constexpr char text[] = "a\x01" "b\"c\\d\n\r\t<e>&\x1f";
+    w.begin_array().value(std::string_view(text, sizeof text - 1)).value("").value("plain").end_array();
+    CHECK(out == R"(["a\u0001b\"c\\d\n\r\t\u003ce\u003e\u0026\u001f","","plain"])");
+    out.clear();
+    json_writer h(out);
+    id x;
+    x.bytes[0] = std::byte{0xab}, x.bytes[31] = std::byte{0x01};
+    h.begin_object().key("id").hex(x.bytes).field("n", std::uint64_t(18446744073709551615ull)).field("m", -42).end_object();
+    CHECK(out == "{\"id\":\"" + x.str() + "\",\"n\":18446744073709551615,\"m\":-42}");
 }
 
 TEST_CASE("empty tree has restic's ID", "[repo][tree]") {
@@ -212,6 +229,10 @@ TEST_CASE("RFC 3339 times as Go writes them", "[core][time]") {
     CHECK(format_rfc3339(timestamp::zero()) == "0001-01-01T00:00:00Z");
     CHECK(format_rfc3339({1763945853, 677021648, 0}) == "2025-11-24T00:57:33.677021648Z");
     CHECK(format_rfc3339({1763945853, 500000000, 60}) == "2025-11-24T01:57:33.5+01:00");
+    CHECK(format_rfc3339({1763945853, 100, -330}) == "2025-11-23T19:27:33.0000001-05:30");
+    CHECK(format_rfc3339({-62135596800 - 400 * 86400, 0, 0}) == "0000-01-01T00:00:00Z");   // year -1: clamped
+    CHECK(format_rfc3339({253402300800 + 86400, 5, 0}) == "9999-12-31T23:59:59.000000005Z");
+    CHECK(format_rfc3339({253402300799, 999999999, 840}).size() == rfc3339_max);
     auto t = parse_rfc3339("2025-11-24T01:57:33.5+01:00");
     REQUIRE(t);
     CHECK(t->sec == 1763945853);

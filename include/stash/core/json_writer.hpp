@@ -2,6 +2,10 @@
 // documents we store (trees are hashed, so their bytes must not depend on a map's iteration order).
 #pragma once
 
+#include <stash/core/bytes.hpp>
+
+#include <array>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -30,8 +34,8 @@ public:
     json_writer& value(std::string_view s) { sep(); string_literal(s); return *this; }
     json_writer& value(char const* s) { return value(std::string_view(s)); }
     json_writer& value(bool b) { sep(); out_ += b ? "true" : "false"; return *this; }
-    json_writer& value(std::uint64_t v) { sep(); out_ += std::to_string(v); return *this; }
-    json_writer& value(std::int64_t v) { sep(); out_ += std::to_string(v); return *this; }
+    json_writer& value(std::uint64_t v) { sep(); return integer(v); }
+    json_writer& value(std::int64_t v) { sep(); return integer(v); }
     json_writer& value(std::uint32_t v) { return value(std::uint64_t(v)); }
     json_writer& value(int v) { return value(std::int64_t(v)); }
     json_writer& value(double v) {
@@ -42,6 +46,18 @@ public:
         return *this;
     }
     json_writer& null() { sep(); out_ += "null"; return *this; }
+    /// Writes `b` as a string of lower-case hex digits (IDs), with no temporary string.
+    json_writer& hex(byte_span b) {
+        static constexpr char digits[] = "0123456789abcdef";
+        sep();
+        std::size_t const at = out_.size();
+        out_.resize(at + 2 * b.size() + 2);
+        char* p = out_.data() + at;
+        *p++ = '"';
+        for (auto c : b) *p++ = digits[std::to_integer<unsigned>(c) >> 4], *p++ = digits[std::to_integer<unsigned>(c) & 15];
+        *p = '"';
+        return *this;
+    }
     /// Inserts pre-serialized JSON as a value.
     json_writer& raw(std::string_view json) { sep(); out_ += json; return *this; }
 
@@ -49,28 +65,45 @@ public:
     json_writer& field(std::string_view k, T const& v) { key(k); return value(v); }
 
     /// JSON string escaping as Go's encoding/json does it (also `<`, `>`, `&`), UTF-8 passed through.
+    /// Runs of characters that need no escape are appended whole (trees hold a name and three
+    /// timestamps per file, and are written for every changed directory).
     static void escape(std::string& out, std::string_view s) {
         static constexpr char hex[] = "0123456789abcdef";
-        for (unsigned char c : s) {
+        static constexpr auto special = [] {
+            std::array<bool, 256> t{};
+            for (int c = 0; c < 0x20; ++c) t[c] = true;
+            for (unsigned char c : std::string_view("\"<>&\\")) t[c] = true;
+            return t;
+        }();
+        for (std::size_t i = 0; i < s.size();) {
+            std::size_t run = i;
+            while (run < s.size() && !special[static_cast<unsigned char>(s[run])]) ++run;
+            out.append(s.data() + i, run - i);
+            if (run == s.size()) break;
+            i = run + 1;
+            unsigned char const c = static_cast<unsigned char>(s[run]);
             switch (c) {
                 case '"': out += "\\\""; break;
                 case '\\': out += "\\\\"; break;
                 case '\n': out += "\\n"; break;
                 case '\r': out += "\\r"; break;
                 case '\t': out += "\\t"; break;
-                default:
-                    if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-                        out += "\\u00";
-                        out += hex[c >> 4];
-                        out += hex[c & 15];
-                    } else {
-                        out += char(c);
-                    }
+                default:  // other controls and <, >, &
+                    out += "\\u00";
+                    out += hex[c >> 4];
+                    out += hex[c & 15];
             }
         }
     }
 
 private:
+    template <class Int>
+    json_writer& integer(Int v) {
+        char buf[24];
+        auto const r = std::to_chars(buf, buf + sizeof buf, v);
+        out_.append(buf, r.ptr);
+        return *this;
+    }
     void sep() {
         if (!first_) out_ += ',';
         first_ = false;

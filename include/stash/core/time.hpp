@@ -69,31 +69,44 @@ constexpr local_day split_local(std::int64_t sec, std::int32_t offset_min) noexc
 }
 }  // namespace detail
 
-/// Formats as Go's RFC3339Nano: fraction without trailing zeros (none when zero), "Z" or "±hh:mm".
-/// Years are clamped to 0…9999 as restic does on write.
-inline std::string format_rfc3339(timestamp t) {
+/// The longest `format_rfc3339` output: "9999-12-31T23:59:59.999999999+hh:mm".
+inline constexpr std::size_t rfc3339_max = 35;
+
+/// Formats as Go's RFC3339Nano into `out` (at least `rfc3339_max` chars) and returns the length:
+/// fraction without trailing zeros (none when zero), "Z" or "±hh:mm". Years are clamped to
+/// 0…9999 as restic does on write. Digits are written by hand: trees hold three times a file.
+inline std::size_t format_rfc3339(timestamp t, char* out) noexcept {
     auto [days, secs] = detail::split_local(t.sec, t.offset_min);
     auto c = detail::civil_from_days(days);
     if (c.y < 0) c = {0, 1, 1}, secs = 0;
     if (c.y > 9999) c = {9999, 12, 31}, secs = 86399;
-    char buf[64];
-    int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld", (long long)c.y, c.m, c.d,
-                          (long long)(secs / 3600), (long long)(secs / 60 % 60), (long long)(secs % 60));
-    std::string s(buf, std::size_t(n));
+    char* p = out;
+    auto digits = [&p](unsigned v, int n) {
+        for (int i = n - 1; i >= 0; --i) p[i] = char('0' + v % 10), v /= 10;
+        p += n;
+    };
+    digits(unsigned(c.y), 4), *p++ = '-', digits(c.m, 2), *p++ = '-', digits(c.d, 2), *p++ = 'T';
+    digits(unsigned(secs / 3600), 2), *p++ = ':', digits(unsigned(secs / 60 % 60), 2), *p++ = ':';
+    digits(unsigned(secs % 60), 2);
     if (t.nsec) {
-        std::snprintf(buf, sizeof buf, ".%09u", t.nsec);
-        std::string frac(buf);
-        while (frac.back() == '0') frac.pop_back();
-        s += frac;
+        *p++ = '.';
+        digits(t.nsec, 9);
+        while (p[-1] == '0') --p;
     }
     if (t.offset_min == 0) {
-        s += 'Z';
+        *p++ = 'Z';
     } else {
-        int o = t.offset_min < 0 ? -t.offset_min : t.offset_min;
-        std::snprintf(buf, sizeof buf, "%c%02d:%02d", t.offset_min < 0 ? '-' : '+', o / 60, o % 60);
-        s += buf;
+        unsigned const o = unsigned(t.offset_min < 0 ? -t.offset_min : t.offset_min);
+        *p++ = t.offset_min < 0 ? '-' : '+';
+        digits(o / 60, 2), *p++ = ':', digits(o % 60, 2);
     }
-    return s;
+    return std::size_t(p - out);
+}
+
+/// The same as a string.
+inline std::string format_rfc3339(timestamp t) {
+    char buf[rfc3339_max];
+    return std::string(buf, format_rfc3339(t, buf));
 }
 
 /// Parses RFC 3339 with an optional fraction of any length and "Z" or "±hh:mm".

@@ -60,6 +60,13 @@ inline bool is_print_nonascii(std::int32_t r) noexcept {
 }
 }  // namespace detail
 
+/// True when `go_quote(s) == s`: printable ASCII other than `\` and `"` (most file names).
+inline bool go_quote_is_identity(std::string_view s) noexcept {
+    for (unsigned char c : s)
+        if (c < 0x20 || c >= 0x7F || c == '\\' || c == '"') return false;
+    return true;
+}
+
 /// Go's strconv.Quote without the surrounding quotes.
 inline std::string go_quote(std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";

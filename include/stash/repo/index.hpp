@@ -36,15 +36,15 @@ inline std::string index_json(std::vector<indexed_pack> const& packs, std::vecto
     w.begin_object();
     if (!supersedes.empty()) {
         w.key("supersedes").begin_array();
-        for (auto const& i : supersedes) w.value(i.str());
+        for (auto const& i : supersedes) w.hex(i.bytes);
         w.end_array();
     }
     w.key("packs").begin_array();
     for (auto const& p : packs) {
-        w.begin_object().field("id", p.pack.str()).key("blobs").begin_array();
+        w.begin_object().key("id").hex(p.pack.bytes).key("blobs").begin_array();
         for (auto const& b : p.blobs) {
             w.begin_object()
-                .field("id", b.blob.str())
+                .key("id").hex(b.blob.bytes)
                 .field("type", to_string(b.type))
                 .field("offset", b.offset)
                 .field("length", b.length);

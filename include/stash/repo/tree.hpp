@@ -82,9 +82,15 @@ struct node {
 
 /// Appends a node's JSON in restic's field order and omitempty rules.
 inline void write_node(json_writer& w, node const& n) {
-    w.begin_object().field("name", go_quote(n.name)).field("type", to_string(n.type));
+    w.begin_object();
+    if (go_quote_is_identity(n.name)) w.field("name", n.name);
+    else w.field("name", go_quote(n.name));
+    w.field("type", to_string(n.type));
     if (n.mode) w.field("mode", n.mode);
-    w.field("mtime", format_rfc3339(n.mtime)).field("atime", format_rfc3339(n.atime)).field("ctime", format_rfc3339(n.ctime));
+    char t[rfc3339_max];
+    w.field("mtime", std::string_view(t, format_rfc3339(n.mtime, t)));
+    w.field("atime", std::string_view(t, format_rfc3339(n.atime, t)));
+    w.field("ctime", std::string_view(t, format_rfc3339(n.ctime, t)));
     w.field("uid", n.uid).field("gid", n.gid);
     if (!n.user.empty()) w.field("user", n.user);
     if (!n.group.empty()) w.field("group", n.group);
@@ -102,12 +108,12 @@ inline void write_node(json_writer& w, node const& n) {
     w.key("content");
     if (n.type == node_type::file) {
         w.begin_array();
-        for (auto const& c : n.content) w.value(c.str());
+        for (auto const& c : n.content) w.hex(c.bytes);
         w.end_array();
     } else {
         w.null();
     }
-    if (n.subtree) w.field("subtree", n.subtree->str());
+    if (n.subtree) w.key("subtree").hex(n.subtree->bytes);
     if (!n.error.empty()) w.field("error", n.error);
     w.end_object();
 }

@@ -51,18 +51,38 @@ public:
         }
         // i == bytes consumed == chunk length so far, and i >= min holds from here on.
         if ((d & mask_) == 0 || i >= end) return {i, d};
-        // Two bytes a step: the fingerprint two bytes on is a linear function of this one (d·x¹⁶ mod P
-        // from two table lookups on its top 16 bits) plus terms of the bytes alone, so the loop-carried
-        // chain is one lookup deep per two bytes. The fingerprint in between is computed on the side.
-        unsigned const mid = shift - 8;  // d's bits below its top 16 (shift: below its top 8)
-        std::uint64_t const lo_mask = (std::uint64_t(1) << shift) - 1, mid_mask = (std::uint64_t(1) << mid) - 1;
+        // Two lanes: the fingerprint is a function of the 64-byte window alone, so the block after
+        // this one can be hashed at the same time from a fresh start 64 bytes before it. The two
+        // dependency chains interleave; a cut in the first block wins, and at most one block's
+        // worth of the second lane is wasted per chunk.
+        while (end - i >= 2 * block) {
+            std::size_t const j0 = i + block;
+            std::uint64_t e = warm_up(p + j0);
+            std::size_t a = i, b = j0;  // lane positions (bytes consumed)
+            std::uint64_t da1 = 0, db1 = 0;
+            for (; a < j0; a += 2, b += 2) {
+                da1 = half_step(d, p, a), db1 = half_step(e, p, b);
+                d = step(d, p, a), e = step(e, p, b);
+                if (((da1 & mask_) == 0) | ((d & mask_) == 0) | ((db1 & mask_) == 0) | ((e & mask_) == 0)) break;
+            }
+            if (a == j0) {  // no cut in either block
+                i = b, d = e;
+                continue;
+            }
+            if ((da1 & mask_) == 0) return {a + 1, da1};
+            if ((d & mask_) == 0) return {a + 2, d};
+            // Only the second lane cut: the rest of the first block may still hold an earlier one.
+            for (a += 2; a < j0; a += 2) {
+                da1 = half_step(d, p, a), d = step(d, p, a);
+                if ((da1 & mask_) == 0) return {a + 1, da1};
+                if ((d & mask_) == 0) return {a + 2, d};
+            }
+            return (db1 & mask_) == 0 ? std::pair{b + 1, db1} : std::pair{b + 2, e};
+        }
         for (; i + 2 <= end; i += 2) {
-            std::uint8_t const o1 = p[i - window], o2 = p[i + 1 - window], b1 = p[i], b2 = p[i + 1];
-            std::uint64_t const top = d >> shift;
-            std::uint64_t const d1 = ((d & lo_mask) << 8) ^ t.red8[top] ^ t.out8[o1] ^ b1;
+            std::uint64_t const d1 = half_step(d, p, i);
             if ((d1 & mask_) == 0 || i + 1 == end) return {i + 1, d1};
-            d = ((d & mid_mask) << 16) ^ t.red16[top] ^ t.red8[(d >> mid) & 0xff] ^ t.out16[o1] ^ t.out8[o2] ^
-                (std::uint64_t(b1) << 8 | b2);
+            d = step(d, p, i);
             if ((d & mask_) == 0 || i + 2 == end) return {i + 2, d};
         }
         // One byte left before the end.
@@ -94,6 +114,38 @@ private:
             }
         }
     };
+
+    // The fingerprint of the window that ends `i` bytes in, from the one ending `i − 2` in (`d`),
+    // two bytes a step: it is a linear function of `d` (d·x¹⁶ mod P from two table lookups on its
+    // top 16 bits) plus terms of the bytes alone, so the loop-carried chain is one lookup deep per
+    // two bytes. `half_step` gives the fingerprint in between, off the chain.
+    std::uint64_t step(std::uint64_t d, std::uint8_t const* p, std::size_t i) const noexcept {
+        auto const& t = *tables_;
+        unsigned const shift = t.shift, mid = shift - 8;  // d's bits below its top 8, below its top 16
+        std::uint64_t const top = d >> shift, mid_mask = (std::uint64_t(1) << mid) - 1;
+        return ((d & mid_mask) << 16) ^ t.red16[top] ^ t.red8[(d >> mid) & 0xff] ^ t.out16[p[i - window]] ^
+               t.out8[p[i + 1 - window]] ^ (std::uint64_t(p[i]) << 8 | p[i + 1]);
+    }
+    std::uint64_t half_step(std::uint64_t d, std::uint8_t const* p, std::size_t i) const noexcept {
+        auto const& t = *tables_;
+        std::uint64_t const lo_mask = (std::uint64_t(1) << t.shift) - 1;
+        return ((d & lo_mask) << 8) ^ t.red8[d >> t.shift] ^ t.out8[p[i - window]] ^ p[i];
+    }
+    // The fingerprint of the 64 bytes before `p` from a zero start (a window of zeros slides out
+    // nothing), also two bytes a step.
+    std::uint64_t warm_up(std::uint8_t const* p) const noexcept {
+        auto const& t = *tables_;
+        unsigned const shift = t.shift, mid = shift - 8;
+        std::uint64_t const mid_mask = (std::uint64_t(1) << mid) - 1;
+        std::uint64_t d = 0;
+        for (std::size_t k = window; k > 0; k -= 2) {
+            std::uint64_t const top = d >> shift;
+            d = ((d & mid_mask) << 16) ^ t.red16[top] ^ t.red8[(d >> mid) & 0xff] ^ (std::uint64_t(p[-std::ptrdiff_t(k)]) << 8 | p[1 - std::ptrdiff_t(k)]);
+        }
+        return d;
+    }
+
+    static constexpr std::size_t block = 32 * 1024;  // per lane: 64 bytes of warm-up each is 0.2%
 
     // Fingerprint of a short final chunk that restic hashed partly (len in [min−64, min]).
     std::uint64_t fingerprint_of(byte_span s) const noexcept {

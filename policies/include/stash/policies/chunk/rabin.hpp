@@ -15,7 +15,9 @@ namespace stash::policies::chunk {
     irreducible polynomial. Cuts identical to restic's, so blobs deduplicate across both tools.
 
     The window is read straight from the span (no ring buffer): hashing restarts at `min − 64` of each
-    chunk, where restic's reset state has only the initial byte `1` left to slide out.
+    chunk, where restic's reset state has only the initial byte `1` left to slide out. Beyond that
+    the fingerprint depends on the window alone, so the loop steps two bytes at a time and hashes
+    two 32 KiB blocks at once (two independent dependency chains); the first cut found in order wins.
 
     @par Concepts
     `stash::chunker`.

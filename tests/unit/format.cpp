@@ -1,10 +1,14 @@
 // Golden vectors and round trips for the restic repository format: crypto, keys, JSON documents, packs.
 #include <stash/repo/repository.hpp>
 #include <stash/repo/tree.hpp>
+#include <stash/policies/backend/any.hpp>
+#include <stash/policies/backend/local.hpp>
 #include <stash/policies/backend/memory.hpp>
 #include <stash/policies/hash/sha256.hpp>
 
 #include "result_printer.hpp"
+
+#include <filesystem>
 
 using namespace stash;
 
@@ -502,4 +506,78 @@ TEST_CASE("load_trees reads the trees of one pack with one request, in the order
     r->read_sealed(locs, [&](std::size_t, byte_span sealed, error const* failed) { seen += !failed && !sealed.empty(); }, 0);
     CHECK(seen == 2);
     CHECK(*backend.gets == 2);
+}
+
+TEST_CASE("a pack streamed to a staged file while it is built: same ID and bytes, invisible until committed", "[repo][pack][local]") {
+    char tmpl[] = "/tmp/stash-unit-stage-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    std::string const dir = tmpl;
+    using repo_t = repo::repository<policies::backend::any, policies::hash::sha256>;
+    repo::init_options opt;
+    opt.kdf = {1024, 8, 1};
+    auto r = repo_t::init(policies::backend::local(dir + "/repo"), "pw", opt);
+    REQUIRE(r);
+    auto packs = [&] {
+        std::size_t n = 0;
+        REQUIRE(r->backend().list(file_type::pack, [&](std::string_view, std::uint64_t) { ++n; }));
+        return n;
+    };
+
+    // Three blobs, the buffer drained after the first two: offsets run on across the drain.
+    std::vector<std::string> const plain = {std::string(300000, 'a'), "second", std::string(70000, 'c')};
+    repo::pack_builder whole, piecewise;
+    auto s = r->begin_pack_stream();
+    REQUIRE(s);
+    REQUIRE(*s);
+    for (std::size_t k = 0; k < plain.size(); ++k) {
+        auto const bid = policies::hash::sha256::digest(as_bytes(plain[k]));
+        for (auto* b : {&whole, &piecewise})
+            b->add(bid, repo::blob_type::data, 0, [&](bytes& out) { r->sealer().seal(as_bytes(plain[k]), out); });
+        if (k == 1) REQUIRE(piecewise.drain([&](byte_span d) { return (*s)->append(d); }));
+    }
+    CHECK(piecewise.buffered() < piecewise.size());
+    CHECK(piecewise.size() == whole.size());
+    for (std::size_t k = 0; k < plain.size(); ++k) {
+        CHECK(piecewise.entries()[k].offset == whole.entries()[k].offset);
+        CHECK(piecewise.entries()[k].length == whole.entries()[k].length);
+    }
+    byte_span const expect = whole.finish(r->sealer());
+
+    CHECK(packs() == 0);  // staged, not listed
+    auto pid = r->save_pack(std::move(**s), piecewise.finish(r->sealer()), piecewise.entries());
+    REQUIRE(pid);
+    CHECK(packs() == 1);
+    bytes stored;
+    REQUIRE(r->backend().get({file_type::pack, pid->str()}, 0, 0, stored));
+    // Sealing draws a fresh nonce per blob, so compare the layout and the name, not the bytes.
+    CHECK(stored.size() == expect.size());
+    CHECK(policies::hash::sha256::digest(stored) == *pid);
+    for (std::size_t k = 0; k < plain.size(); ++k) {
+        auto b = r->load_blob(repo::blob_type::data, policies::hash::sha256::digest(as_bytes(plain[k])));
+        REQUIRE(b);
+        CHECK(std::string(reinterpret_cast<char const*>(b->data()), b->size()) == plain[k]);
+    }
+
+    // A stream dropped without a commit leaves no file; a commit under an existing name is no error.
+    {
+        auto dropped = r->begin_pack_stream();
+        REQUIRE(dropped);
+        REQUIRE((*dropped)->append(as_bytes(std::string("partial"))));
+    }
+    auto again = r->backend().stage();
+    REQUIRE(again);
+    REQUIRE(again->append(stored));
+    CHECK(r->backend().commit({file_type::pack, pid->str()}, std::move(*again)));
+    CHECK(packs() == 1);
+    std::size_t in_data = 0;
+    for (auto const& e : std::filesystem::directory_iterator(dir + "/repo/data")) in_data += e.is_regular_file();
+    CHECK(in_data == 0);
+
+    // Another driver cannot stage: the repository then builds packs in memory.
+    auto m = repo_t::init(policies::backend::memory(), "pw", opt);
+    REQUIRE(m);
+    auto none = m->begin_pack_stream();
+    REQUIRE(none);
+    CHECK_FALSE(*none);
+    std::filesystem::remove_all(dir);
 }

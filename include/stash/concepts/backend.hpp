@@ -4,11 +4,15 @@
 #include <stash/core/bytes.hpp>
 #include <stash/core/error.hpp>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <concepts>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace stash {
 
@@ -67,6 +71,62 @@ concept backend = requires(B& b, handle const& h, file_type t, byte_span data, b
     { b.stat(h) } -> std::same_as<result<std::uint64_t>>;
     { b.list(t, fn) } -> std::same_as<result<void>>;
     { b.remove(h) } -> std::same_as<result<void>>;
+};
+
+/** An unnamed file a backend stages on its own storage (`O_TMPFILE`): written in pieces, it stays
+    invisible until the backend commits it under a name, and disappears with its descriptor if it
+    never is (a failed or killed writer leaves nothing behind). Move-only. */
+class staged_file {
+public:
+    staged_file() = default;
+    explicit staged_file(int fd, std::string where) : fd_(fd), where_(std::move(where)) {}
+    staged_file(staged_file&& o) noexcept : fd_(std::exchange(o.fd_, -1)), size_(o.size_), where_(std::move(o.where_)) {}
+    staged_file& operator=(staged_file&& o) noexcept {
+        if (this != &o) close(), fd_ = std::exchange(o.fd_, -1), size_ = o.size_, where_ = std::move(o.where_);
+        return *this;
+    }
+    ~staged_file() { close(); }
+
+    /// Appends `data`. Errors: `errc::io` naming the directory it is staged in.
+    result<void> append(byte_span data) {
+        for (std::size_t off = 0; off < data.size();) {
+            ssize_t n = ::write(fd_, data.data() + off, data.size() - off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return errno_error("write a staged file in " + where_);
+            off += std::size_t(n);
+        }
+        size_ += data.size();
+        return {};
+    }
+    std::uint64_t size() const noexcept { return size_; }
+    int fd() const noexcept { return fd_; }
+    /// Gives up the descriptor (the backend keeps it after a commit).
+    int release() noexcept { return std::exchange(fd_, -1); }
+
+private:
+    void close() noexcept {
+        if (fd_ >= 0) ::close(fd_), fd_ = -1;
+    }
+    int fd_ = -1;
+    std::uint64_t size_ = 0;
+    std::string where_;
+};
+
+/** Optional, for backends on a local file system: a pack can be streamed into a staged file while it
+    is built (its name, the hash of its bytes, is known only at the end) instead of being gathered in
+    memory, and then named without a copy.
+
+    | expression          | type                  | semantics |
+    |---------------------|-----------------------|-----------|
+    | `b.stage()`         | `result<staged_file>` | a new staged file; `errc::unsupported` when this instance cannot (then callers `put` instead) |
+    | `b.commit(h, f)`    | `result<void>`        | names `f` (an rvalue) as `h` with `put`'s guarantees; `h` existing already is not an error (same name, same bytes) |
+
+    Models: `policies::backend::local`, and `any` (forwarding; `errc::unsupported` for other drivers).
+*/
+template <class B>
+concept staging_backend = backend<B> && requires(B& b, handle const& h, staged_file f) {
+    { b.stage() } -> std::same_as<result<staged_file>>;
+    { b.commit(h, std::move(f)) } -> std::same_as<result<void>>;
 };
 
 }  // namespace stash

@@ -28,4 +28,18 @@ concept hasher = requires(byte_span s) {
     { H::name } -> std::convertible_to<char const*>;
 };
 
+/** A hasher that can also digest bytes given in pieces (a pack streamed to its file as it is built).
+
+    | expression          | type   | semantics |
+    |---------------------|--------|-----------|
+    | `typename H::state` |        | default-constructible, movable; one digest in progress |
+    | `st.update(s)`      | `void` | appends `s` |
+    | `st.finish()`       | `id`   | equals `H::digest` of all the pieces in order; `st` is then spent |
+*/
+template <class H>
+concept incremental_hasher = hasher<H> && requires(typename H::state st, byte_span s) {
+    st.update(s);
+    { st.finish() } -> std::same_as<id>;
+};
+
 }  // namespace stash

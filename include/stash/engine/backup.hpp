@@ -164,12 +164,12 @@ public:
             pool_->join();
             reporter.finish();
         }
-        for (unsigned i = 0; i <= threads_; ++i) flush_packer(packers_[i]);
+        for (auto& p : packers_) flush_packer(p);
         flush_packer(tree_packer_);
         if (failure_) return *failure_;
         // The index file is written last and is large (~200 bytes a blob): free the workers' pack and
         // read buffers first, so the two peaks do not add up.
-        packers_.clear(), buffers_.clear(), tree_packer_ = {};
+        packers_.clear(), buffers_.clear(), tree_packer_ = packer(0);
         STASH_TRYV(repo_.flush_index());
 
         repo::snapshot snap;
@@ -608,21 +608,49 @@ private:
         auto seal_into = [&](bytes& out) { repo_.sealer().seal(payload, out); };
         if (t == repo::blob_type::tree) {
             std::lock_guard lk(tree_mu_);
-            tree_packer_.add(bid, t, ulen, seal_into);
-            if (tree_packer_.size() >= opt_.pack_size) flush_packer(tree_packer_);
+            add_to(tree_packer_, bid, t, ulen, seal_into);
         } else {
-            auto& p = packers_[self];
-            p.add(bid, t, ulen, seal_into);
-            if (p.size() >= opt_.pack_size) flush_packer(p);
+            add_to(packers_[self], bid, t, ulen, seal_into);
         }
     }
 
-    void flush_packer(repo::pack_builder& p) {
-        if (p.empty() || failure_flag_) return;  // (reset keeps the reserved buffer)
-        byte_span pack = p.finish(repo_.sealer());
-        auto r = repo_.save_pack(pack, p.entries());
-        p.reset();
-        p.release_pages();
+    // A pack under construction. On a backend that stages files (a local repository), its bytes go
+    // to a staged file each time `spill` of them gather, so a packer holds about that plus one blob
+    // instead of a whole pack (16–24 MiB for each worker filling one); elsewhere it is built whole.
+    struct packer {
+        repo::pack_builder b;
+        std::optional<typename Repo::pack_stream> stream;
+        explicit packer(std::size_t reserve) : b(reserve) {}
+    };
+    static constexpr std::size_t spill = 1 << 20;
+
+    template <class Seal>
+    void add_to(packer& p, id const& bid, repo::blob_type t, std::uint32_t ulen, Seal const& seal_into) {
+        p.b.add(bid, t, ulen, seal_into);
+        if (p.b.size() >= opt_.pack_size) return flush_packer(p);
+        if (p.b.buffered() < spill || !staging_ || failure_flag_) return;
+        if (!p.stream) {
+            auto s = repo_.begin_pack_stream();
+            if (!s) return fail(s.error());
+            if (!*s) {
+                staging_ = false;  // the backend cannot: build packs in memory
+                return;
+            }
+            p.stream = std::move(**s);
+        }
+        bool const big = p.b.buffered() > 2 * spill;  // a large blob touched pages past the usual fill
+        if (auto r = p.b.drain([&](byte_span d) { return p.stream->append(d); }); !r) return fail(r.error());
+        if (big) p.b.release_pages(2 * spill);
+    }
+
+    void flush_packer(packer& p) {
+        if (p.b.empty() || failure_flag_) return;  // (reset keeps the reserved buffer; a stream is dropped)
+        byte_span tail = p.b.finish(repo_.sealer());
+        bool const streamed = p.stream.has_value();
+        auto r = streamed ? repo_.save_pack(std::move(*p.stream), tail, p.b.entries()) : repo_.save_pack(tail, p.b.entries());
+        p.stream.reset();
+        p.b.reset();
+        p.b.release_pages(streamed ? 2 * spill : 0);
         if (r && repo_.pending_index_blobs() >= (repo_.compression() ? 150000u : 50000u)) {
             auto f = repo_.flush_index();
             if (!f) return fail(f.error());
@@ -678,11 +706,12 @@ private:
     path_filter excludes_;
     unsigned threads_;
     std::unique_ptr<pool> pool_;
-    std::vector<repo::pack_builder> packers_;
+    std::vector<packer> packers_;
     std::vector<Compressor> compressors_;
     std::vector<bytes> buffers_;
     std::mutex tree_mu_;
-    repo::pack_builder tree_packer_;
+    packer tree_packer_{0};
+    std::atomic<bool> staging_{true};  // until the backend says it cannot stage files
     name_cache names_;
     progress_counters progress_;
     counters c_;

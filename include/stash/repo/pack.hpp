@@ -2,8 +2,10 @@
 #pragma once
 
 #include <stash/concepts/sealer.hpp>
+#include <stash/core/error.hpp>
 #include <stash/core/id.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -75,7 +77,12 @@ inline result<std::vector<blob_entry>> decode_header(byte_span h, std::string co
 
 /** Accumulates sealed blobs of one type into a pack buffer that is reused from pack to pack (its
     capacity is reserved once, so a worker's memory stays flat). `finish` appends the sealed header
-    and its length and returns the complete pack; `reset` empties it for the next one. Not thread-safe. */
+    and its length and returns the complete pack; `reset` empties it for the next one.
+
+    A pack can also leave in pieces: `drain` hands the bytes gathered so far to a sink (a staged
+    file, see `repository::begin_pack_stream`) and empties the buffer while offsets go on, so the
+    buffer holds only what was added since; `finish` then returns the pack's remaining tail. Not
+    thread-safe. */
 class pack_builder {
 public:
     explicit pack_builder(std::size_t reserve = 0) { data_.reserve(reserve); }
@@ -84,18 +91,31 @@ public:
     /// sealer writes in place, without a copy).
     template <class Write>
     void add(id const& blob, blob_type t, std::uint32_t uncompressed_length, Write&& write) {
-        std::size_t const offset = data_.size();
+        std::size_t const before = data_.size();
         write(data_);
-        entries_.push_back({blob, t, std::uint32_t(offset), std::uint32_t(data_.size() - offset), uncompressed_length});
+        entries_.push_back({blob, t, std::uint32_t(drained_ + before), std::uint32_t(data_.size() - before), uncompressed_length});
     }
     /// Appends an already sealed blob.
     void add(id const& blob, blob_type t, byte_span sealed, std::uint32_t uncompressed_length) {
         add(blob, t, uncompressed_length, [&](bytes& out) { out.insert(out.end(), sealed.begin(), sealed.end()); });
     }
-    std::size_t size() const noexcept { return data_.size(); }
+    /// Bytes of the pack so far, drained or not.
+    std::size_t size() const noexcept { return drained_ + data_.size(); }
+    /// Bytes in the buffer, not drained yet.
+    std::size_t buffered() const noexcept { return data_.size(); }
     bool empty() const noexcept { return entries_.empty(); }
 
-    /// Seals the header and returns the complete pack (valid until `reset`).
+    /// Hands the buffered bytes to `sink(byte_span) -> result<void>` and empties the buffer.
+    template <class Sink>
+    result<void> drain(Sink&& sink) {
+        auto r = sink(byte_span(data_));
+        drained_ += data_.size();
+        data_.clear();
+        return r;
+    }
+
+    /// Seals the header and returns the pack's bytes not drained yet, ending with the header and
+    /// its length (the whole pack when nothing was drained; valid until `reset`).
     template <sealer Sealer>
     byte_span finish(Sealer const& s) {
         auto const before = data_.size();
@@ -111,15 +131,20 @@ public:
     void reset() {
         data_.clear();
         entries_.clear();
+        drained_ = 0;
     }
-    /// After `reset`: hands the buffer's whole pages back to the system while keeping the capacity
-    /// reserved, so a builder holds only what its next pack has filled so far (several builders
-    /// filling at once then do not each keep a full pack's pages resident).
-    void release_pages() { stash::release_pages(data_.data() + data_.size(), data_.data() + data_.capacity()); }
+    /// Hands the buffer's whole pages past `keep` bytes (and past what it holds) back to the system
+    /// while keeping the capacity reserved, so a builder holds only what its next pack fills (several
+    /// builders filling at once then do not each keep a full pack's pages resident).
+    void release_pages(std::size_t keep = 0) {
+        std::size_t const from = std::min(std::max(keep, data_.size()), data_.capacity());
+        stash::release_pages(data_.data() + from, data_.data() + data_.capacity());
+    }
 
 private:
     bytes data_;
     std::vector<blob_entry> entries_;
+    std::uint64_t drained_ = 0;
 };
 
 }  // namespace stash::repo

@@ -20,6 +20,7 @@
 #include <functional>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <thread>
 #include <tuple>
@@ -379,6 +380,44 @@ public:
     result<id> save_pack(byte_span pack, std::vector<blob_entry> entries) {
         id const pid = Hasher::digest(pack);
         STASH_TRYV(backend_.put({file_type::pack, pid.str()}, pack));
+        return add_saved_pack(pid, std::move(entries));
+    }
+
+    /// A pack written to a staged file while it is built: what is appended is hashed on the way.
+    struct pack_stream {
+        staged_file file;
+        typename Hasher::state hash;
+        result<void> append(byte_span s) {
+            hash.update(s);
+            return file.append(s);
+        }
+    };
+
+    /// A stream for a new pack, or nothing when the backend cannot stage files (then the pack is
+    /// built in memory and given to `save_pack` whole). Errors: the backend's, other than
+    /// `errc::unsupported` (no space, no permission).
+    result<std::optional<pack_stream>> begin_pack_stream() {
+        if constexpr (staging_backend<Backend> && incremental_hasher<Hasher>) {
+            auto f = backend_.stage();
+            if (!f && f.error().is(errc::unsupported)) return std::optional<pack_stream>{};
+            if (!f) return std::move(f).error();
+            return std::optional<pack_stream>{pack_stream{std::move(*f), {}}};
+        } else {
+            return std::optional<pack_stream>{};
+        }
+    }
+
+    /// Saves a streamed pack once its last bytes (`tail`, ending with the header) are appended, as
+    /// `save_pack` does a whole one.
+    result<id> save_pack(pack_stream s, byte_span tail, std::vector<blob_entry> entries) {
+        STASH_TRYV(s.append(tail));
+        id const pid = s.hash.finish();
+        STASH_TRYV(backend_.commit({file_type::pack, pid.str()}, std::move(s.file)));
+        return add_saved_pack(pid, std::move(entries));
+    }
+
+private:
+    result<id> add_saved_pack(id const& pid, std::vector<blob_entry> entries) {
         indexed_pack ip{pid, std::move(entries)};
         index_.add(ip);
         std::lock_guard lk(pending_mu_);
@@ -386,6 +425,8 @@ public:
         pending_.push_back(std::move(ip));
         return pid;
     }
+
+public:
 
     /// Hands out the packs saved since the last flush, for a caller that writes their index itself
     /// (prune folds them into the index that supersedes the old one).

@@ -11,7 +11,8 @@
 namespace stash::policies::backend {
 
 /** Holds any `stash::backend` and forwards to it. Copies share the same driver (and its connection
-    pool). @par Concepts `stash::backend`; thread-safe when the held driver is. */
+    pool). @par Concepts `stash::staging_backend` (staging fails with `errc::unsupported` when the
+    held driver cannot stage); thread-safe when the held driver is. */
 class any {
 public:
     template <class B>
@@ -25,6 +26,9 @@ public:
     result<std::uint64_t> stat(handle const& h) { return p_->stat(h); }
     result<void> list(file_type t, list_fn const& fn) { return p_->list(t, fn); }
     result<void> remove(handle const& h) { return p_->remove(h); }
+    /// Forwarded when the held driver models `stash::staging_backend`, else `errc::unsupported`.
+    result<staged_file> stage() { return p_->stage(); }
+    result<void> commit(handle const& h, staged_file f) { return p_->commit(h, std::move(f)); }
 
 private:
     struct concept_ {
@@ -36,6 +40,8 @@ private:
         virtual result<std::uint64_t> stat(handle const&) = 0;
         virtual result<void> list(file_type, list_fn const&) = 0;
         virtual result<void> remove(handle const&) = 0;
+        virtual result<staged_file> stage() = 0;
+        virtual result<void> commit(handle const&, staged_file) = 0;
     };
     template <class B>
     struct model final : concept_ {
@@ -48,10 +54,18 @@ private:
         result<std::uint64_t> stat(handle const& h) override { return b.stat(h); }
         result<void> list(file_type t, list_fn const& fn) override { return b.list(t, fn); }
         result<void> remove(handle const& h) override { return b.remove(h); }
+        result<staged_file> stage() override {
+            if constexpr (staging_backend<B>) return b.stage();
+            else return make_error(errc::unsupported, b.location() + ": this backend does not stage files");
+        }
+        result<void> commit(handle const& h, staged_file f) override {
+            if constexpr (staging_backend<B>) return b.commit(h, std::move(f));
+            else return make_error(errc::unsupported, b.location() + ": this backend does not stage files");
+        }
     };
     std::shared_ptr<concept_> p_;
 };
 
-static_assert(stash::backend<any>);
+static_assert(stash::staging_backend<any>);
 
 }  // namespace stash::policies::backend

@@ -35,8 +35,12 @@ namespace stash::policies::backend {
     Packs are immutable once written, so reads of packs keep a few descriptors open (restores read
     many blobs from each pack).
 
+    A pack can also be streamed while it is built: `stage` opens an unnamed file in `data/`
+    (O_TMPFILE), and `commit` links it under its name and queues it for the same late fsync. A
+    writer that fails or is killed leaves nothing behind.
+
     @par Concepts
-    `stash::backend`. Thread-safe: every call works on its own file descriptors.
+    `stash::staging_backend`. Thread-safe: every call works on its own file descriptors.
 */
 class local {
 public:
@@ -97,6 +101,37 @@ public:
             return {};
         }
         return unsynced_->add(fd, path);
+    }
+
+    /// An unnamed file in `data/` (O_TMPFILE); `errc::unsupported` on a file system without them.
+    result<staged_file> stage() {
+        std::string const dir = root_ + "/data";
+        int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
+            return make_error(errc::unsupported, dir + ": the file system has no O_TMPFILE");
+        if (fd < 0) return errno_error("create a staged file in " + dir);
+        return staged_file(fd, dir);
+    }
+
+    /// Links a staged pack into place; it is fsynced with the packs `put` wrote (see above).
+    result<void> commit(handle const& h, staged_file f) {
+        std::string const path = path_of(h);
+        if (h.type != file_type::pack) return make_error(errc::invalid_argument, "only packs are staged, not " + h.str());
+        ::sync_file_range(f.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint: errors show in the fsync
+        if (::fchmod(f.fd(), 0400) != 0) return errno_error("chmod the staged file for " + path);
+        // linkat with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; through /proc it needs nothing.
+        std::string const proc = "/proc/self/fd/" + std::to_string(f.fd());
+        auto link = [&] {
+            return ::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0 ||
+                   ::linkat(f.fd(), "", AT_FDCWD, path.c_str(), AT_EMPTY_PATH) == 0;
+        };
+        bool linked = link();
+        if (!linked && errno == ENOENT) {  // a repository whose data/XX directories were not all created
+            STASH_TRYV(mkdir(path.substr(0, path.rfind('/'))));
+            linked = link();
+        }
+        if (!linked && errno != EEXIST) return errno_error("link the staged file as " + path);
+        return unsynced_->add(f.release(), path);
     }
 
     result<void> get(handle const& h, std::uint64_t off, std::uint64_t len, bytes& out) {
@@ -278,6 +313,6 @@ private:
     std::shared_ptr<fd_cache> fds_ = std::make_shared<fd_cache>();
     std::shared_ptr<unsynced_packs> unsynced_ = std::make_shared<unsynced_packs>();
 };
-static_assert(stash::backend<local>);
+static_assert(stash::staging_backend<local>);
 
 }  // namespace stash::policies::backend

@@ -115,8 +115,8 @@ public:
 
     /// Links a staged pack into place; it is fsynced with the packs `put` wrote (see above).
     result<void> commit(handle const& h, staged_file f) {
-        std::string const path = path_of(h);
         if (h.type != file_type::pack) return make_error(errc::invalid_argument, "only packs are staged, not " + h.str());
+        std::string const path = path_of(h);
         ::sync_file_range(f.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint: errors show in the fsync
         if (::fchmod(f.fd(), 0400) != 0) return errno_error("chmod the staged file for " + path);
         // linkat with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; through /proc it needs nothing.

@@ -568,7 +568,10 @@ private:
             size += chunk.size();
             progress_.bytes_done += chunk.size();
             if (repo_.claim(bid, repo::blob_type::data)) {
-                if (chunk.size() < 256 * 1024) {
+                // A large chunk becomes a task of its own when workers would otherwise run dry (one
+                // big file then keeps every core busy); while files wait for every worker, this one
+                // stores it in place rather than copy it.
+                if (chunk.size() < 256 * 1024 || !pool_->wants_work()) {
                     store_blob(bid, repo::blob_type::data, chunk, self);
                 } else {
                     auto copy = std::make_shared<bytes>(chunk.begin(), chunk.end());

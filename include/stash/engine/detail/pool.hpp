@@ -3,6 +3,7 @@
 // unbounded queue holds read-ahead tasks for idle workers.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -46,6 +47,15 @@ public:
         t(self);
     }
 
+    /// Whether more tasks would help now: a worker waits, or no file task is queued for the next one
+    /// to become free (a hint, true or false a moment later). A caller with a large input asks
+    /// before copying it into a task of its own rather than doing the work itself.
+    bool wants_work() {
+        if (idle_.load(std::memory_order_relaxed) > 0) return true;
+        std::lock_guard lk(mu_);
+        return files_.empty();
+    }
+
     /// Queues a read-ahead task, taken only when no blob or file task waits, newest first (a stack:
     /// what a depth-first walker queued last is what it needs next). Never blocks. A read-ahead task
     /// must be safe to skip in effect: the submitter does the work itself if no worker has started it.
@@ -74,7 +84,9 @@ private:
             task t;
             {
                 std::unique_lock lk(mu_);
+                idle_.fetch_add(1, std::memory_order_relaxed);
                 work_.wait(lk, [&] { return stop_ || !blobs_.empty() || !files_.empty() || !ahead_.empty(); });
+                idle_.fetch_sub(1, std::memory_order_relaxed);
                 if (!blobs_.empty()) {
                     t = std::move(blobs_.front());
                     blobs_.pop_front();
@@ -98,6 +110,7 @@ private:
     std::deque<task> files_, blobs_, ahead_;
     std::size_t file_cap_, blob_cap_;
     bool stop_ = false;
+    std::atomic<unsigned> idle_{0};
     std::vector<std::thread> threads_;
 };
 

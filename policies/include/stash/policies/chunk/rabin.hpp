@@ -81,6 +81,7 @@ public:
             }
             return (db1 & mask_) == 0 ? std::pair{b + 1, db1} : std::pair{b + 2, e};
         }
+        if (i == end) return {i, d};  // the lanes ended exactly at the maximum or the input's end
         for (; i + 2 <= end; i += 2) {
             std::uint64_t const d1 = half_step(d, p, i);
             if ((d1 & mask_) == 0 || i + 1 == end) return {i + 1, d1};

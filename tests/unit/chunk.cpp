@@ -154,7 +154,10 @@ TEST_CASE("Rabin chunker: two lanes, two bytes a step, cut where restic's byte-b
     chunk::polynomial const pol{0x3DA3358B4DC173};
     // Small masks put cuts in the first lane, the second, both, and near block edges.
     struct { unsigned bits; std::size_t min, max, size; } const shapes[] = {
-        {12, 4096, 1 << 20, 4 << 20}, {16, 8192, 1 << 20, 8 << 20}, {17, 65536, 2 << 20, 8 << 20}, {20, 512 * 1024, 8 << 20, 24 << 20}};
+        {12, 4096, 1 << 20, 4 << 20}, {16, 8192, 1 << 20, 8 << 20}, {17, 65536, 2 << 20, 8 << 20}, {20, 512 * 1024, 8 << 20, 24 << 20},
+        // Long chunks: past chunk::stream's first 4 MiB window, and (bits 30) always the maximum, where
+        // the two lanes end exactly at the limit.
+        {22, 512 * 1024, 8 << 20, 40 << 20}, {30, 512 * 1024, 8 << 20, 20 << 20}};
     for (auto const& sh : shapes) {
         rabin const fast(pol, sh.bits, sh.min, sh.max);
         reference_rabin const ref(pol, sh.bits, sh.min, sh.max);
@@ -166,9 +169,17 @@ TEST_CASE("Rabin chunker: two lanes, two bytes a step, cut where restic's byte-b
             auto const got = fast.cut_with_fingerprint(rest);
             REQUIRE(got.first == want.first);
             if (got.first >= sh.min) REQUIRE(got.second == want.second);  // (shorter tails: see fingerprint_of)
+            REQUIRE(got.first <= std::min(rest.size(), sh.max));
             rest = rest.subspan(got.first), ++cuts;
         }
-        CHECK(cuts > 4);
+        CHECK(cuts > 2);
+        // And through chunk::stream, whose window starts short of the maximum and grows.
+        auto const streamed = chunk_all(fast, data, 1000003);
+        byte_span again = data;
+        for (auto const& c : streamed) {
+            REQUIRE(c.size() == ref.cut(again).first);
+            again = again.subspan(c.size());
+        }
     }
 }
 

@@ -281,6 +281,15 @@ TEMPLATE_LIST_TEST_CASE("chunker conformance", "[chunk][conformance]", stock_chu
             if (i + 1 < a.size()) CHECK(a[i].size() >= c.min_size());
         }
     }
+    SECTION("chunk::stream, whose window may be shorter than the maximum, cuts where the chunker does on the whole rest") {
+        auto const streamed = chunk_all(c, data, 1 << 20);
+        byte_span rest = data;
+        for (auto const& s : streamed) {
+            REQUIRE(s.size() == c.cut(rest));
+            rest = rest.subspan(s.size());
+        }
+        CHECK(rest.empty());
+    }
     SECTION("an input shorter than the minimum is one chunk; empty input none") {
         CHECK(c.cut(byte_span(data).first(1000)) == 1000);
         CHECK(chunk_all(c, {}, 4096).empty());

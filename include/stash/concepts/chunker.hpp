@@ -28,7 +28,7 @@ concept exposes_sizes = requires(C const& c) {
 
     | expression       | type          | semantics |
     |------------------|---------------|-----------|
-    | `c.cut(s)`       | `std::size_t` | length of the chunk that starts at `s[0]`. Pre: `s.size() >= c.max_size()` unless `s` holds the rest of the input. Post: `0 < n <= min(s.size(), max_size())` for non-empty `s`; `n == s.size()` when no cut point is found in a final remainder. MUST depend only on the bytes of `s` (not on how the input was buffered), so the same file gives the same chunks everywhere. Thread-safe (const). |
+    | `c.cut(s)`       | `std::size_t` | length of the chunk that starts at `s[0]`: the first cut point in `s`, or `min(s.size(), max_size())` when there is none. Post: `0 < n <= min(s.size(), max_size())` for non-empty `s`. MUST depend only on the bytes of `s` (not on how the input was buffered), so the same file gives the same chunks everywhere, and a cut point found before `s.size()` MUST stay the answer for any longer span starting with `s` (cut points are found scanning forward): `chunk::stream` relies on this to show a window shorter than the maximum first. Thread-safe (const). |
     | `c.min_size()`   | `std::size_t` | smallest chunk (bytes) except for the final remainder of an input. |
     | `c.max_size()`   | `std::size_t` | largest chunk (bytes). |
 

@@ -4,9 +4,9 @@
 #include <stash/core/bytes.hpp>
 #include <stash/core/error.hpp>
 
-#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <concepts>
 #include <cstdint>
 #include <functional>
@@ -80,9 +80,9 @@ class staged_file {
 public:
     staged_file() = default;
     explicit staged_file(int fd, std::string where) : fd_(fd), where_(std::move(where)) {}
-    staged_file(staged_file&& o) noexcept : fd_(std::exchange(o.fd_, -1)), size_(o.size_), where_(std::move(o.where_)) {}
+    staged_file(staged_file&& o) noexcept : fd_(std::exchange(o.fd_, -1)), where_(std::move(o.where_)) {}
     staged_file& operator=(staged_file&& o) noexcept {
-        if (this != &o) close(), fd_ = std::exchange(o.fd_, -1), size_ = o.size_, where_ = std::move(o.where_);
+        if (this != &o) close(), fd_ = std::exchange(o.fd_, -1), where_ = std::move(o.where_);
         return *this;
     }
     ~staged_file() { close(); }
@@ -95,10 +95,8 @@ public:
             if (n < 0) return errno_error("write a staged file in " + where_);
             off += std::size_t(n);
         }
-        size_ += data.size();
         return {};
     }
-    std::uint64_t size() const noexcept { return size_; }
     int fd() const noexcept { return fd_; }
     /// Gives up the descriptor (the backend keeps it after a commit).
     int release() noexcept { return std::exchange(fd_, -1); }
@@ -108,7 +106,6 @@ private:
         if (fd_ >= 0) ::close(fd_), fd_ = -1;
     }
     int fd_ = -1;
-    std::uint64_t size_ = 0;
     std::string where_;
 };
 

@@ -11,14 +11,17 @@
 
 namespace stash {
 
+/// Writes the lower-case hex of `b` to `out` (2·b.size() chars, no terminator); returns the end.
+inline char* to_hex(byte_span b, char* out) noexcept {
+    static constexpr char digits[] = "0123456789abcdef";
+    for (auto c : b) *out++ = digits[std::to_integer<unsigned>(c) >> 4], *out++ = digits[std::to_integer<unsigned>(c) & 15];
+    return out;
+}
+
 /// Lower-case hex of `b`.
 inline std::string to_hex(byte_span b) {
-    static constexpr char digits[] = "0123456789abcdef";
     std::string s(b.size() * 2, '\0');
-    for (std::size_t i = 0; i < b.size(); ++i) {
-        s[2 * i] = digits[std::to_integer<unsigned>(b[i]) >> 4];
-        s[2 * i + 1] = digits[std::to_integer<unsigned>(b[i]) & 15];
-    }
+    to_hex(b, s.data());
     return s;
 }
 

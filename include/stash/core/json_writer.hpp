@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stash/core/bytes.hpp>
+#include <stash/core/hex.hpp>
 
 #include <array>
 #include <charconv>
@@ -48,14 +49,11 @@ public:
     json_writer& null() { sep(); out_ += "null"; return *this; }
     /// Writes `b` as a string of lower-case hex digits (IDs), with no temporary string.
     json_writer& hex(byte_span b) {
-        static constexpr char digits[] = "0123456789abcdef";
         sep();
         std::size_t const at = out_.size();
         out_.resize(at + 2 * b.size() + 2);
-        char* p = out_.data() + at;
-        *p++ = '"';
-        for (auto c : b) *p++ = digits[std::to_integer<unsigned>(c) >> 4], *p++ = digits[std::to_integer<unsigned>(c) & 15];
-        *p = '"';
+        out_[at] = '"';
+        *to_hex(b, out_.data() + at + 1) = '"';
         return *this;
     }
     /// Inserts pre-serialized JSON as a value.

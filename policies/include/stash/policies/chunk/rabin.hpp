@@ -124,10 +124,14 @@ private:
     // two bytes. `half_step` gives the fingerprint in between, off the chain.
     std::uint64_t step(std::uint64_t d, std::uint8_t const* p, std::size_t i) const noexcept {
         auto const& t = *tables_;
+        return times_x16(d) ^ t.out16[p[i - window]] ^ t.out8[p[i + 1 - window]] ^ (std::uint64_t(p[i]) << 8 | p[i + 1]);
+    }
+    // d·x¹⁶ mod P: the part of `step` that depends on the fingerprint before it.
+    std::uint64_t times_x16(std::uint64_t d) const noexcept {
+        auto const& t = *tables_;
         unsigned const shift = t.shift, mid = shift - 8;  // d's bits below its top 8, below its top 16
-        std::uint64_t const top = d >> shift, mid_mask = (std::uint64_t(1) << mid) - 1;
-        return ((d & mid_mask) << 16) ^ t.red16[top] ^ t.red8[(d >> mid) & 0xff] ^ t.out16[p[i - window]] ^
-               t.out8[p[i + 1 - window]] ^ (std::uint64_t(p[i]) << 8 | p[i + 1]);
+        std::uint64_t const mid_mask = (std::uint64_t(1) << mid) - 1;
+        return ((d & mid_mask) << 16) ^ t.red16[d >> shift] ^ t.red8[(d >> mid) & 0xff];
     }
     std::uint64_t half_step(std::uint64_t d, std::uint8_t const* p, std::size_t i) const noexcept {
         auto const& t = *tables_;
@@ -137,14 +141,8 @@ private:
     // The fingerprint of the 64 bytes before `p` from a zero start (a window of zeros slides out
     // nothing), also two bytes a step.
     std::uint64_t warm_up(std::uint8_t const* p) const noexcept {
-        auto const& t = *tables_;
-        unsigned const shift = t.shift, mid = shift - 8;
-        std::uint64_t const mid_mask = (std::uint64_t(1) << mid) - 1;
         std::uint64_t d = 0;
-        for (std::size_t k = window; k > 0; k -= 2) {
-            std::uint64_t const top = d >> shift;
-            d = ((d & mid_mask) << 16) ^ t.red16[top] ^ t.red8[(d >> mid) & 0xff] ^ (std::uint64_t(p[-std::ptrdiff_t(k)]) << 8 | p[1 - std::ptrdiff_t(k)]);
-        }
+        for (std::ptrdiff_t k = window; k > 0; k -= 2) d = times_x16(d) ^ (std::uint64_t(p[-k]) << 8 | p[1 - k]);
         return d;
     }
 

@@ -587,8 +587,9 @@ private:
         release(ds, self);
     }
 
-    // Large files fill the whole read buffer (twice the maximum chunk size); hand those pages back
-    // afterwards so each worker's buffer is resident only while it reads a large file.
+    // Large files fill the read buffer up to twice chunk::stream's window (8 MiB, 16 for long
+    // chunks); hand those pages back afterwards so each worker's buffer is resident only while it
+    // reads a large file.
     static constexpr std::size_t release_threshold = 1 << 20;
     static void release_tail(bytes& buf) { release_pages(buf.data() + release_threshold, buf.data() + buf.size()); }
 

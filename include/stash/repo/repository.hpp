@@ -416,18 +416,6 @@ public:
         return add_saved_pack(pid, std::move(entries));
     }
 
-private:
-    result<id> add_saved_pack(id const& pid, std::vector<blob_entry> entries) {
-        indexed_pack ip{pid, std::move(entries)};
-        index_.add(ip);
-        std::lock_guard lk(pending_mu_);
-        pending_blobs_ += ip.blobs.size();
-        pending_.push_back(std::move(ip));
-        return pid;
-    }
-
-public:
-
     /// Hands out the packs saved since the last flush, for a caller that writes their index itself
     /// (prune folds them into the index that supersedes the old one).
     std::vector<indexed_pack> take_pending_packs() {
@@ -598,6 +586,16 @@ private:
         } else {
             sealer_.seal(as_bytes(plaintext), box);
         }
+    }
+
+    // A pack is stored: its blobs become visible in the index and wait for the next index file.
+    result<id> add_saved_pack(id const& pid, std::vector<blob_entry> entries) {
+        indexed_pack ip{pid, std::move(entries)};
+        index_.add(ip);
+        std::lock_guard lk(pending_mu_);
+        pending_blobs_ += ip.blobs.size();
+        pending_.push_back(std::move(ip));
+        return pid;
     }
 
     result<void> check_locks(bool exclusive, std::optional<id> own) {

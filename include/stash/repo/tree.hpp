@@ -142,7 +142,6 @@ struct tree_visitor : json_visitor_base {
     bool saw_name = false, saw_type = false, saw_xattr_name = false;
     xattr x;
 
-
     static bool is_scalar_field(std::string_view k) {
         static constexpr std::string_view names[] = {"name", "type", "mode", "mtime", "atime", "ctime", "uid", "gid",
                                                      "user", "group", "inode", "device_id", "size", "links",

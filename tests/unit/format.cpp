@@ -4,6 +4,7 @@
 #include <stash/policies/backend/any.hpp>
 #include <stash/policies/backend/local.hpp>
 #include <stash/policies/backend/memory.hpp>
+#include <stash/policies/compress/zstd.hpp>
 #include <stash/policies/hash/sha256.hpp>
 
 #include "result_printer.hpp"
@@ -244,6 +245,47 @@ TEST_CASE("RFC 3339 times as Go writes them", "[core][time]") {
     CHECK(t->offset_min == 60);
     CHECK_FALSE(parse_rfc3339("2025-11-24 01:57"));
     CHECK_FALSE(parse_rfc3339("2025-13-24T01:57:33Z"));
+}
+
+TEST_CASE("zstd blobs round-trip through a context whose workspace block is kept", "[compress]") {
+    SECTION("the cache hands back the largest block freed for any request that fits") {
+        policies::compress::detail::block_cache c;
+        ZSTD_customMem m = c.mem();
+        void* big = m.customAlloc(m.opaque, 4096);
+        void* small = m.customAlloc(m.opaque, 100);
+        REQUIRE(big);
+        REQUIRE(small);
+        m.customFree(m.opaque, big);
+        m.customFree(m.opaque, small);  // smaller than the spare: really freed
+        CHECK(m.customAlloc(m.opaque, 1000) == big);
+        void* larger = m.customAlloc(m.opaque, 8192);  // the spare is taken: a new block
+        CHECK(larger != big);
+        m.customFree(m.opaque, big);
+        m.customFree(m.opaque, larger);  // the larger one becomes the spare
+        CHECK(m.customAlloc(m.opaque, 5000) == larger);
+        m.customFree(m.opaque, larger);
+        m.customFree(m.opaque, nullptr);
+    }
+    SECTION("small and large blobs alternate past zstd's shrink rule, each frame decoding to its input") {
+        policies::compress::zstd<2> z;
+        bytes text;
+        for (int i = 0; text.size() < (1u << 20); ++i) {
+            std::string line = "line " + std::to_string(i * 7919 % 1000) + " of a source file;\n";
+            for (char ch : line) text.push_back(std::byte(ch));
+        }
+        // 300 small blobs between large ones: zstd would shrink its workspace after 128.
+        for (std::size_t n : {std::size_t(1) << 20, std::size_t(200), std::size_t(1) << 20, std::size_t(70000)}) {
+            for (int k = 0; k < (n < 100000 ? 300 : 1); ++k) {
+                byte_span in(text.data() + k, n);
+                bytes frame, back;
+                z.compress(in, frame);
+                CHECK(frame.size() < n);
+                REQUIRE(z.decompress(frame, n, back));
+                REQUIRE(back.size() == n);
+                CHECK(std::equal(back.begin(), back.end(), in.begin()));
+            }
+        }
+    }
 }
 
 TEST_CASE("pack headers encode and decode (restic-format.md 4.1)", "[repo][pack]") {

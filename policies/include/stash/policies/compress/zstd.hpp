@@ -4,13 +4,82 @@
 #include <stash/compress/zstd.hpp>
 #include <stash/concepts/compressor.hpp>
 
+// For ZSTD_createCCtx_advanced and ZSTD_customMem (exported by the shared library too). zstd.h
+// guards its static part separately, so this works after an earlier plain include.
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace stash::policies::compress {
+
+namespace detail {
+
+/** A `ZSTD_customMem` allocator for one context that keeps the largest block freed and hands it
+    back for any request that fits it.
+
+    zstd frees its workspace and allocates a smaller one once it has been more than three times too
+    large for 128 calls, then allocates a larger one at the next large input. Backing up a source tree
+    (many small files, now and then a large chunk) did that every few hundred blobs: ~1,000
+    munmap calls and the page faults of fresh workspaces in one backup of `linux`, 7% of its CPU time.
+    With the cache the workspace is allocated once. */
+class block_cache {
+public:
+    block_cache() = default;
+    block_cache(block_cache const&) = delete;
+    block_cache& operator=(block_cache const&) = delete;
+    ~block_cache() {
+        for (auto& b : live_) std::free(b.first);
+        std::free(spare_);
+    }
+
+    ZSTD_customMem mem() noexcept { return {&block_cache::allocate, &block_cache::release, this}; }
+
+private:
+    static void* allocate(void* self, std::size_t n) {
+        auto& c = *static_cast<block_cache*>(self);
+        void* p = nullptr;
+        std::size_t size = n;
+        if (c.spare_ && c.spare_size_ >= n) {
+            p = std::exchange(c.spare_, nullptr), size = c.spare_size_;
+        } else if (!(p = std::malloc(n))) {
+            return nullptr;
+        }
+        try {
+            c.live_.emplace_back(p, size);
+        } catch (std::bad_alloc const&) {
+            std::free(p);
+            return nullptr;
+        }
+        return p;
+    }
+
+    static void release(void* self, void* p) {
+        if (!p) return;
+        auto& c = *static_cast<block_cache*>(self);
+        auto it = std::find_if(c.live_.begin(), c.live_.end(), [p](auto const& b) { return b.first == p; });
+        if (it == c.live_.end()) return std::free(p);  // (never: zstd frees only what it allocated here)
+        std::size_t const size = it->second;
+        c.live_.erase(it);
+        if (c.spare_ && c.spare_size_ >= size) return std::free(p);
+        std::free(c.spare_);
+        c.spare_ = p, c.spare_size_ = size;
+    }
+
+    // zstd holds a few blocks at a time (the context and its workspace), so a vector is the map.
+    std::vector<std::pair<void*, std::size_t>> live_;
+    void* spare_ = nullptr;
+    std::size_t spare_size_ = 0;
+};
+
+}  // namespace detail
 
 /** zstd at a fixed level: one frame per blob, no checksum (the MAC and the blob ID already cover the
     data), window ≤ 8 MiB. Decompression never trusts the frame content size (restic omits it for
@@ -20,6 +89,10 @@ namespace stash::policies::compress {
 
     @par Concepts
     `stash::compressor`. Contexts are reused per object; use one object per thread.
+
+    @par Memory
+    The context's workspace is allocated once at its largest (about 780 KiB at level 2 for a blob
+    of 600 KiB or more) and kept: see `detail::block_cache`.
 */
 template <int Level = 3>
 class zstd {
@@ -27,12 +100,14 @@ public:
     static constexpr bool enabled = true;
     static constexpr int level = Level;
 
-    zstd() : cctx_(ZSTD_createCCtx()) {
+    zstd() : cache_(std::make_unique<detail::block_cache>()), cctx_(ZSTD_createCCtx_advanced(cache_->mem())) {
         if (!cctx_) throw std::bad_alloc();
         ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, Level);
         ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_checksumFlag, 0);
         ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_windowLog, 23);
     }
+    zstd(zstd&&) noexcept = default;
+    zstd& operator=(zstd&&) = delete;  // (member-wise, it would drop the old cache before its context)
 
     void compress(byte_span in, bytes& out) {
         std::size_t base = out.size();
@@ -48,6 +123,7 @@ public:
 
 private:
     struct cfree { void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); } };
+    std::unique_ptr<detail::block_cache> cache_;  // (declared first: outlives the context it serves)
     std::unique_ptr<ZSTD_CCtx, cfree> cctx_;
     stash::compress::zstd_decoder decoder_;
 };

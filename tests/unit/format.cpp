@@ -76,6 +76,19 @@ TEST_CASE("restic box: AES-256-CTR + Poly1305-AES vector (restic-format.md 2.5)"
         REQUIRE(s.open(b, pb));
         CHECK(pa == pb);
     }
+    SECTION("seal_append seals what its fill appends, in place, after what the buffer held") {
+        bytes out = seq(0x70, 5), plain2;
+        s.seal_append(out, [](bytes& o) { for (char c : std::string_view("hello\n")) o.push_back(std::byte(c)); });
+        REQUIRE(out.size() == 5 + 6 + crypto::restic_sealer::overhead);
+        CHECK(hex(byte_span(out).first(5)) == "7071727374");
+        byte_span sealed = byte_span(out).subspan(5);
+        CHECK(hex(sealed.subspan(16, 6)) != hex(as_bytes("hello\n")));  // encrypted, not left in clear
+        REQUIRE(s.open(sealed, plain2));
+        CHECK(as_chars(plain2) == "hello\n");
+        bytes empty;
+        s.seal_append(empty, [](bytes&) {});
+        CHECK(empty.size() == crypto::restic_sealer::overhead);
+    }
 }
 
 TEST_CASE("scrypt matches RFC 7914 and the spec's vector", "[crypto][kdf]") {

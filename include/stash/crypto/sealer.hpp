@@ -80,16 +80,22 @@ public:
 
     /// Deterministic sealing for test vectors; never reuse an IV under one key.
     void seal_with_iv(byte_span in, std::array<std::byte, iv_size> const& iv, bytes& out) const {
-        auto& ctx = detail::thread_ctx::get();
         std::size_t base = out.size();
         out.resize(base + in.size() + overhead);
-        auto* p = reinterpret_cast<unsigned char*>(out.data() + base);
-        std::memcpy(p, iv.data(), iv_size);
-        int n = 0;
-        if (!EVP_EncryptInit_ex2(ctx.ctr.get(), detail::aes256ctr(), u(key_.encrypt.data()), u(iv.data()), nullptr) ||
-            !EVP_EncryptUpdate(ctx.ctr.get(), p + iv_size, &n, u(in.data()), int(in.size())))
-            throw std::runtime_error("OpenSSL AES-256-CTR failed");
-        mac(ctx, iv.data(), {out.data() + base + iv_size, in.size()}, p + iv_size + in.size());
+        encrypt(in.data(), iv, out, base, in.size());
+    }
+
+    /// Appends the box of what `fill(out)` appends, sealing it in place (CTR encrypts in place).
+    template <class Fill>
+    void seal_append(bytes& out, Fill&& fill) const {
+        std::size_t const base = out.size();
+        out.resize(base + iv_size);
+        fill(out);
+        std::size_t const n = out.size() - base - iv_size;
+        out.resize(out.size() + mac_size);
+        std::array<std::byte, iv_size> iv;
+        do random_bytes(iv); while (iv == std::array<std::byte, iv_size>{});
+        encrypt(out.data() + base + iv_size, iv, out, base, n);
     }
 
     result<void> open(byte_span in, bytes& out) const {
@@ -112,6 +118,19 @@ public:
     }
 
 private:
+    // Writes the box of the n bytes at `plain` into out[base, base + n + overhead): `plain` may be
+    // where the ciphertext goes (out.data() + base + iv_size).
+    void encrypt(std::byte const* plain, std::array<std::byte, iv_size> const& iv, bytes& out, std::size_t base, std::size_t n) const {
+        auto& ctx = detail::thread_ctx::get();
+        auto* p = u(out.data() + base);
+        std::memcpy(p, iv.data(), iv_size);
+        int len = 0;
+        if (!EVP_EncryptInit_ex2(ctx.ctr.get(), detail::aes256ctr(), u(key_.encrypt.data()), u(iv.data()), nullptr) ||
+            !EVP_EncryptUpdate(ctx.ctr.get(), p + iv_size, &len, u(plain), int(n)))
+            throw std::runtime_error("OpenSSL AES-256-CTR failed");
+        mac(ctx, iv.data(), {out.data() + base + iv_size, n}, p + iv_size + n);
+    }
+
     static unsigned char const* u(std::byte const* p) noexcept { return reinterpret_cast<unsigned char const*>(p); }
     static unsigned char* u(std::byte* p) noexcept { return reinterpret_cast<unsigned char*>(p); }
 

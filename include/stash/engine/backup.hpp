@@ -83,8 +83,9 @@ public:
         : repo_(repo), chunker_(ch), opt_(opt), excludes_(opt.excludes),
           threads_(opt.threads ? opt.threads : std::max(2u, std::thread::hardware_concurrency())),
           compressors_(threads_ + 1), buffers_(threads_ + 1) {
-        // Reserved, not touched: a packer's pages become resident only as it fills.
-        for (unsigned i = 0; i <= threads_; ++i) packers_.emplace_back(opt.pack_size + ch.max_size() + 4096);
+        // Reserved, not touched: a packer's pages become resident only as it fills. (A compressor
+        // writes into it at up to its bound: zstd's is the size plus 1/256.)
+        for (unsigned i = 0; i <= threads_; ++i) packers_.emplace_back(opt.pack_size + ch.max_size() + ch.max_size() / 128 + 4096);
     }
 
     result<backup_summary> run() {
@@ -593,23 +594,26 @@ private:
     static constexpr std::size_t release_threshold = 1 << 20;
     static void release_tail(bytes& buf) { release_pages(buf.data() + release_threshold, buf.data() + buf.size()); }
 
-    // Compresses, seals and packs one new blob on worker `self` (its own packer and compressor); the
-    // sealer writes straight into the pack buffer.
+    // Compresses, seals and packs one new blob on worker `self` (its own packer and compressor): the
+    // compressor writes its frame straight into the pack buffer, where it is sealed in place.
     void store_blob(id const& bid, repo::blob_type t, byte_span plain, unsigned self) {
-        thread_local bytes packed;
-        packed.clear();
         std::uint32_t ulen = 0;
-        byte_span payload = plain;
+        auto const& sealer = repo_.sealer();
         // In v2 trees are compressed even when data is not, as restic does.
-        if (repo_.compression() && !plain.empty() && (Compressor::enabled || t == repo::blob_type::tree)) {
-            if constexpr (Compressor::enabled) compressors_[self].compress(plain, packed);
-            else compress::zstd_compress_frame(plain, packed);
-            payload = packed;
-            ulen = std::uint32_t(plain.size());
-        }
+        bool const compress = repo_.compression() && !plain.empty() && (Compressor::enabled || t == repo::blob_type::tree);
+        if (compress) ulen = std::uint32_t(plain.size());
+        auto seal_into = [&](bytes& out) {
+            std::size_t const before = out.size();
+            if (!compress) {
+                sealer.seal(plain, out);
+            } else if constexpr (Compressor::enabled) {
+                sealer.seal_append(out, [&](bytes& o) { compressors_[self].compress(plain, o); });
+            } else {
+                sealer.seal_append(out, [&](bytes& o) { compress::zstd_compress_frame(plain, o); });
+            }
+            c_.data_added += out.size() - before;
+        };
         (t == repo::blob_type::data ? c_.data_blobs : c_.tree_blobs)++;
-        c_.data_added += payload.size() + repo_.sealer().overhead;
-        auto seal_into = [&](bytes& out) { repo_.sealer().seal(payload, out); };
         if (t == repo::blob_type::tree) {
             std::lock_guard lk(tree_mu_);
             add_to(tree_packer_, bid, t, ulen, seal_into);

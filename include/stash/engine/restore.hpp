@@ -50,7 +50,7 @@ public:
     restore_run(Repo& repo, restore_options const& opt)
         : repo_(repo), opt_(opt), includes_(opt.includes), excludes_(opt.excludes),
           threads_(opt.threads ? opt.threads : std::max(2u, std::thread::hardware_concurrency())),
-          is_root_(::geteuid() == 0) {}
+          is_root_(::geteuid() == 0), scratch_(threads_ + 1) {}
 
     result<restore_summary> run(repo::snapshot const& snap) {
         if (opt_.target.empty()) return make_error(errc::invalid_argument, "restore: --target is required");
@@ -227,6 +227,11 @@ private:
     };
 
     static constexpr std::uint64_t max_part_bytes = 16u << 20;
+    // A worker's buffers, kept from part to part: the sealed bytes of a read and a decoded blob.
+    // Fresh ones each time cost a page fault per 4 KiB filled (6% of a restore's CPU time).
+    struct scratch {
+        bytes sealed, blob;
+    };
     // Bytes of other blobs a batch's ranged read may span to reach the next blob it needs: reading
     // them costs less than another round trip.
     static constexpr std::uint64_t max_gap_bytes = 1u << 20;
@@ -235,7 +240,7 @@ private:
 
     void write_items(std::span<restore_item const> items, unsigned self) {
         if (items.size() == 1) write_file(items[0].first, *items[0].second, self);
-        else write_batch(items);
+        else write_batch(items, self);
     }
 
     // Creates the file and finds its blobs in the index; null (reported) when either fails.
@@ -284,8 +289,8 @@ private:
         job->pending = std::max<std::size_t>(parts.size(), 1);
         if (parts.empty()) return finish(*job);
         for (std::size_t k = 1; k < parts.size(); ++k)
-            pool_->submit_blob([this, job, p = parts[k]](unsigned) { write_part(*job, p); }, self);
-        write_part(*job, parts.front());
+            pool_->submit_blob([this, job, p = parts[k]](unsigned w) { write_part(*job, p, w); }, self);
+        write_part(*job, parts.front(), self);
     }
 
     // Whether blob b continues the part that starts at `first` and ends with `prev`.
@@ -294,19 +299,19 @@ private:
                b.entry.offset + b.entry.length - first.entry.offset <= max_part_bytes;
     }
 
-    void write_part(file_job& job, part const& p) {
+    void write_part(file_job& job, part const& p, unsigned self) {
         if (!job.failed) {
-            if (auto e = fetch_and_write(job, p); !e.empty() && !job.failed.exchange(true)) report(job.path, e);
+            if (auto e = fetch_and_write(job, p, scratch_[self]); !e.empty() && !job.failed.exchange(true)) report(job.path, e);
         }
         if (--job.pending == 0) finish(job);
     }
 
     // Reads one part with a single ranged request and writes its blobs; returns an error message.
-    std::string fetch_and_write(file_job& job, part const& p) {
+    std::string fetch_and_write(file_job& job, part const& p, scratch& buf) {
         auto const& first = job.blobs[p.first];
         auto const& last = job.blobs[p.first + p.count - 1];
         auto const start = first.entry.offset, total = last.entry.offset + last.entry.length - start;
-        bytes sealed, blob;
+        auto& [sealed, blob] = buf;
         if (auto r = repo_.backend().get({file_type::pack, first.pack.str()}, start, total, sealed); !r) return r.error().what();
         std::uint64_t at = p.offset;
         for (std::size_t i = p.first; i < p.first + p.count; ++i) {
@@ -320,7 +325,7 @@ private:
     // Small files restored together: their blobs are read sorted by pack and offset, one ranged
     // request per run of nearby blobs (repository::read_sealed), so a batch costs a request or two,
     // not one a file.
-    void write_batch(std::span<restore_item const> items) {
+    void write_batch(std::span<restore_item const> items, unsigned self) {
         struct ref {
             file_job* job;
             std::uint64_t at;  // offset in the file
@@ -341,7 +346,7 @@ private:
             if (job->blobs.empty()) finish(*job);
             jobs.push_back(std::move(job));
         }
-        bytes blob;
+        auto& [scratch_sealed, blob] = scratch_[self];
         repo_.read_sealed(locs, [&](std::size_t i, byte_span sealed, error const* failed) {
             auto& job = *refs[i].job;
             if (!job.failed) {
@@ -349,7 +354,7 @@ private:
                 if (!e.empty() && !job.failed.exchange(true)) report(job.path, e);
             }
             if (--job.pending == 0) finish(job);
-        }, max_gap_bytes, max_part_bytes);
+        }, max_gap_bytes, max_part_bytes, &scratch_sealed);
     }
 
     // Decodes one sealed blob into `blob` and writes it at `at` (or leaves a hole); returns an error message.
@@ -394,6 +399,7 @@ private:
     unsigned threads_;
     bool is_root_;
     std::unique_ptr<pool> pool_;
+    std::vector<scratch> scratch_;  // one per worker (pool index)
     progress_counters progress_;
     std::deque<node> files_owned_;  // stable addresses for queued file tasks
     std::vector<std::pair<std::string, node>> dirs_, links_;

@@ -327,15 +327,18 @@ public:
     /** Reads the sealed bytes of many blobs with few requests: sorted by pack and offset, blobs less
         than `max_gap` bytes apart come in one ranged read of at most `max_run` bytes (the bytes in
         between cost less than another round trip). Calls `fn(i, sealed, failed)` for each `locs[i]`, in
-        pack order: the blob's bytes (valid during the call), or `failed` pointing to the read's error. */
+        pack order: the blob's bytes (valid during the call), or `failed` pointing to the read's error.
+        The reads go to `scratch` when given (a caller's buffer kept from call to call). */
     template <class Fn>
-    void read_sealed(std::span<blob_location const> locs, Fn&& fn, std::uint64_t max_gap = 1u << 20, std::uint64_t max_run = 16u << 20) {
+    void read_sealed(std::span<blob_location const> locs, Fn&& fn, std::uint64_t max_gap = 1u << 20, std::uint64_t max_run = 16u << 20,
+                     bytes* scratch = nullptr) {
         std::vector<std::size_t> order(locs.size());
         for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
         std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
             return std::tie(locs[a].pack, locs[a].entry.offset) < std::tie(locs[b].pack, locs[b].entry.offset);
         });
-        bytes sealed;
+        bytes own;
+        bytes& sealed = scratch ? *scratch : own;
         for (std::size_t i = 0; i < order.size();) {
             auto const& first = locs[order[i]];
             auto const start = first.entry.offset;

@@ -104,6 +104,21 @@ TEST_CASE("scrypt matches RFC 7914 and the spec's vector", "[crypto][kdf]") {
     CHECK(hex(out) == "d474d63f5a753b92ba869241b6f697fb2cf79a7c2dc9fdd8d81cbc9f58d1b303"
                       "06907cb87a85309b190d76fc0ae506682e890fe0a1b0d67cf413f532b1cb95ff");
     CHECK_FALSE(crypto::scrypt("x", salt, {1000, 8, 1}, out));  // N not a power of two
+
+    SECTION("ROMix keeping every 2nd or 4th state gives what keeping all does") {
+        for (std::size_t r : {1u, 3u}) {
+            bytes all = seq(7, int(128 * r)), half = all, quarter = all;
+            std::vector<std::uint32_t> v;
+            crypto::detail::romix(all.data(), 64, r, 1, v);
+            CHECK(v.size() == 64 * 32 * r);
+            crypto::detail::romix(half.data(), 64, r, 2, v);
+            CHECK(v.size() == 32 * 32 * r);
+            crypto::detail::romix(quarter.data(), 64, r, 4, v);
+            CHECK(all != seq(7, int(128 * r)));
+            CHECK(half == all);
+            CHECK(quarter == all);
+        }
+    }
 }
 
 TEST_CASE("key files wrap the master key; a wrong password is reported as such", "[repo][key]") {

@@ -306,20 +306,18 @@ private:
         if (--job.pending == 0) finish(job);
     }
 
-    // Reads one part with a single ranged request and writes its blobs; returns an error message.
+    // Reads one part (its blobs lie back to back in one pack: one ranged request) and writes its
+    // blobs; returns an error message.
     std::string fetch_and_write(file_job& job, part const& p, scratch& buf) {
-        auto const& first = job.blobs[p.first];
-        auto const& last = job.blobs[p.first + p.count - 1];
-        auto const start = first.entry.offset, total = last.entry.offset + last.entry.length - start;
-        auto& [sealed, blob] = buf;
-        if (auto r = repo_.backend().get({file_type::pack, first.pack.str()}, start, total, sealed); !r) return r.error().what();
-        std::uint64_t at = p.offset;
-        for (std::size_t i = p.first; i < p.first + p.count; ++i) {
-            auto const& loc = job.blobs[i];
-            if (auto e = write_blob(job, loc, byte_span(sealed).subspan(loc.entry.offset - start, loc.entry.length), at, blob); !e.empty()) return e;
-            at += blob.size();
-        }
-        return {};
+        std::string err;
+        std::uint64_t at = p.offset;  // the blobs come in pack order, here the file's
+        auto fn = [&](std::size_t i, byte_span sealed, error const* failed) {
+            if (!err.empty()) return;
+            err = failed ? failed->what() : write_blob(job, job.blobs[p.first + i], sealed, at, buf.blob);
+            at += buf.blob.size();
+        };
+        repo_.read_sealed(std::span(job.blobs).subspan(p.first, p.count), fn, 0, max_part_bytes, &buf.sealed);
+        return err;
     }
 
     // Small files restored together: their blobs are read sorted by pack and offset, one ranged

@@ -314,6 +314,17 @@ TEST_CASE("zstd blobs round-trip through a context whose workspace block is kept
             }
         }
     }
+    SECTION("a large incompressible blob outgrows the first guess of half its size") {
+        policies::compress::zstd<2> z;
+        bytes noise(3 << 20), frame = seq(1, 3), back;
+        std::uint64_t x = 88172645463325252ull;
+        for (auto& b : noise) x ^= x << 13, x ^= x >> 7, x ^= x << 17, b = std::byte(x);
+        z.compress(noise, frame);
+        CHECK(frame.size() > 3 + noise.size());  // stored raw, plus framing
+        CHECK(hex(byte_span(frame).first(3)) == "010203");  // appended after what was there
+        REQUIRE(z.decompress(byte_span(frame).subspan(3), noise.size(), back));
+        CHECK(back == noise);
+    }
 }
 
 TEST_CASE("pack headers encode and decode (restic-format.md 4.1)", "[repo][pack]") {
@@ -332,6 +343,34 @@ TEST_CASE("pack headers encode and decode (restic-format.md 4.1)", "[repo][pack]
     h[37] = std::byte{4};
     CHECK_FALSE(repo::decode_header(h, "p"));
     CHECK_FALSE(repo::decode_header(byte_span(h).first(50), "p"));
+}
+
+TEST_CASE("a large index file is written and compressed in pieces, the same as whole", "[repo][index][compress]") {
+    using H = policies::hash::sha256;
+    std::vector<repo::indexed_pack> packs;
+    for (int k = 0; k < 300; ++k) {
+        repo::indexed_pack p{H::digest(as_bytes("pack" + std::to_string(k))), {}};
+        for (std::uint32_t b = 0; b < 20; ++b)
+            p.blobs.push_back({H::digest(as_bytes(std::to_string(k * 100 + int(b)))), repo::blob_type(b % 2), b * 100, 100, b % 3 ? 250u : 0u});
+        packs.push_back(std::move(p));
+    }
+    std::vector<id> sup{H::digest(as_bytes("old"))};
+    std::string whole = repo::index_json(packs, sup), joined;
+    int pieces = 0;
+    repo::write_index_json(packs, sup, [&](std::string_view piece) { joined += piece, ++pieces; }, 64 * 1024);
+    CHECK(joined == whole);
+    CHECK(pieces == int(whole.size() / (64 * 1024)) + 1);  // a piece each time 64 KiB gathered, and the rest
+
+    // The frame writer: the pieces compressed as they come decode to the whole (output grows past
+    // its first 128 KiB: the JSON's IDs are incompressible).
+    bytes frame = seq(9, 2), back;
+    compress::zstd_frame_writer z(frame, 3);
+    repo::write_index_json(packs, sup, [&](std::string_view piece) { z.write(as_bytes(piece)); }, 64 * 1024);
+    z.finish();
+    CHECK(frame.size() > 128 * 1024);
+    CHECK(hex(byte_span(frame).first(2)) == "090a");
+    REQUIRE(compress::zstd_decoder().decompress(byte_span(frame).subspan(2), whole.size(), back));
+    CHECK(as_chars(back) == whole);
 }
 
 TEST_CASE("index JSON round-trips with and without uncompressed_length", "[repo][index]") {

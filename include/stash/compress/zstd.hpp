@@ -73,6 +73,46 @@ private:
     std::unique_ptr<ZSTD_DCtx, dfree> dctx_;
 };
 
+/** Appends one zstd frame to a buffer from input given in pieces (a large index file's JSON as it
+    is written), so neither the whole input nor the compressor's worst-case bound need be in memory.
+    `out` grows as output arrives (by at least `ZSTD_CStreamOutSize()`, ~128 KiB, at a time). One
+    frame per object: construct, `write` any number of times, `finish` once. Throws
+    `std::runtime_error` on a zstd error (none occur for valid use). */
+class zstd_frame_writer {
+public:
+    zstd_frame_writer(bytes& out, int level) : out_(out), cctx_(ZSTD_createCCtx()) {
+        if (!cctx_) throw std::bad_alloc();
+        check(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, level));
+    }
+    void write(byte_span in) { run(in, ZSTD_e_continue); }
+    void finish() {
+        run({}, ZSTD_e_end);
+        out_.resize(used_);
+    }
+
+private:
+    void run(byte_span in, ZSTD_EndDirective mode) {
+        ZSTD_inBuffer ib{in.data(), in.size(), 0};
+        for (;;) {
+            if (out_.size() - used_ < ZSTD_CStreamOutSize()) out_.resize(used_ + std::max(ZSTD_CStreamOutSize(), used_ / 4));
+            ZSTD_outBuffer ob{out_.data(), out_.size(), used_};
+            std::size_t const left = ZSTD_compressStream2(cctx_.get(), &ob, &ib, mode);
+            check(left);
+            used_ = ob.pos;
+            // e_continue is done once the input is taken; e_end once nothing is left to flush.
+            if (mode == ZSTD_e_end ? left == 0 : ib.pos == ib.size) return;
+        }
+    }
+    static void check(std::size_t r) {
+        if (ZSTD_isError(r)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(r));
+    }
+
+    struct cfree { void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); } };
+    bytes& out_;
+    std::size_t used_ = out_.size();
+    std::unique_ptr<ZSTD_CCtx, cfree> cctx_;
+};
+
 /// Appends one zstd frame of `in` at `level` to `out` (used for index, snapshot and lock files).
 inline void zstd_compress_frame(byte_span in, bytes& out, int level = 3) {
     std::size_t base = out.size();

@@ -7,8 +7,11 @@
 #include <stash/repo/detail/json_events.hpp>
 #include <stash/repo/pack.hpp>
 
+#include <algorithm>
 #include <mutex>
 #include <shared_mutex>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -28,10 +31,14 @@ struct indexed_pack {
     std::vector<blob_entry> blobs;
 };
 
-/// Serializes index files' JSON (`{"supersedes":[…],"packs":[…]}`).
-inline std::string index_json(std::vector<indexed_pack> const& packs, std::vector<id> const& supersedes = {}) {
+/// Writes the index file JSON of `packs` (`{"supersedes":[…],"packs":[…]}`, restic-format.md §6) in pieces: `sink(std::string_view)`
+/// is called whenever about `piece` bytes have gathered (between packs), and once at the end, so a
+/// large index never sits whole in memory.
+template <class Sink>
+void write_index_json(std::vector<indexed_pack> const& packs, std::vector<id> const& supersedes, Sink&& sink,
+                      std::size_t piece = 1 << 20) {
     std::string s;
-    s.reserve(packs.size() * 64 + 256);
+    s.reserve(std::min<std::size_t>(piece, packs.size() * 4096) + 4096);
     json_writer w(s);
     w.begin_object();
     if (!supersedes.empty()) {
@@ -52,9 +59,17 @@ inline std::string index_json(std::vector<indexed_pack> const& packs, std::vecto
             w.end_object();
         }
         w.end_array().end_object();
+        if (s.size() >= piece) sink(std::string_view(s)), s.clear();  // (the writer keeps its place)
     }
     w.end_array().end_object();
-    return s;
+    sink(std::string_view(s));
+}
+
+/// The index file JSON of `packs` as one string.
+inline std::string index_json(std::vector<indexed_pack> const& packs, std::vector<id> const& supersedes = {}) {
+    std::string out;
+    write_index_json(packs, supersedes, [&out](std::string_view piece) { out += piece; });
+    return out;
 }
 
 namespace detail {

@@ -105,16 +105,37 @@ public:
         ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, Level);
         ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_checksumFlag, 0);
         ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_windowLog, 23);
+        ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_stableInBuffer, 1);
     }
     zstd(zstd&&) noexcept = default;
     zstd& operator=(zstd&&) = delete;  // (member-wise, it would drop the old cache before its context)
 
     void compress(byte_span in, bytes& out) {
-        std::size_t base = out.size();
-        out.resize(base + ZSTD_compressBound(in.size()));
-        std::size_t n = ZSTD_compress2(cctx_.get(), out.data() + base, out.size() - base, in.data(), in.size());
-        if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(n));
-        out.resize(base + n);
+        std::size_t const base = out.size(), bound = ZSTD_compressBound(in.size());
+        if (in.size() <= large) {
+            out.resize(base + bound);
+            std::size_t n = ZSTD_compress2(cctx_.get(), out.data() + base, bound, in.data(), in.size());
+            check(n);
+            out.resize(base + n);
+            return;
+        }
+        // A large blob: `out` grows (zero-filled, so resident) to half the input first and to the
+        // bound only if the frame needs it, instead of the bound at once (three times what text
+        // fills). The input stays in place (stableInBuffer): zstd copies none of it.
+        check(ZSTD_CCtx_reset(cctx_.get(), ZSTD_reset_session_only));
+        check(ZSTD_CCtx_setPledgedSrcSize(cctx_.get(), in.size()));
+        ZSTD_inBuffer ib{in.data(), in.size(), 0};
+        std::size_t done = 0;
+        out.resize(base + in.size() / 2);
+        for (;;) {
+            ZSTD_outBuffer ob{out.data() + base, out.size() - base, done};
+            std::size_t const left = ZSTD_compressStream2(cctx_.get(), &ob, &ib, ZSTD_e_end);
+            check(left);
+            done = ob.pos;
+            if (left == 0) break;
+            out.resize(base + bound);
+        }
+        out.resize(base + done);
     }
 
     result<void> decompress(byte_span in, std::size_t expected, bytes& out) {
@@ -122,6 +143,11 @@ public:
     }
 
 private:
+    static constexpr std::size_t large = 256 * 1024;
+    static void check(std::size_t r) {
+        if (ZSTD_isError(r)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(r));
+    }
+
     struct cfree { void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); } };
     std::unique_ptr<detail::block_cache> cache_;  // (declared first: outlives the context it serves)
     std::unique_ptr<ZSTD_CCtx, cfree> cctx_;

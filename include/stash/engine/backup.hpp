@@ -609,11 +609,11 @@ private:
         std::uint32_t ulen = 0;
         auto const& sealer = repo_.sealer();
         // In v2 trees are compressed even when data is not, as restic does.
-        bool const compress = repo_.compression() && !plain.empty() && (Compressor::enabled || t == repo::blob_type::tree);
-        if (compress) ulen = std::uint32_t(plain.size());
+        bool const compressed = repo_.compression() && !plain.empty() && (Compressor::enabled || t == repo::blob_type::tree);
+        if (compressed) ulen = std::uint32_t(plain.size());
         auto seal_into = [&](bytes& out) {
             std::size_t const before = out.size();
-            if (!compress) {
+            if (!compressed) {
                 sealer.seal(plain, out);
             } else if constexpr (Compressor::enabled) {
                 sealer.seal_append(out, [&](bytes& o) { compressors_[self].compress(plain, o); });

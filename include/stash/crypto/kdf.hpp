@@ -35,7 +35,8 @@ struct scrypt_params {
 inline result<void> scrypt(std::string_view password, byte_span salt, scrypt_params prm, mutable_byte_span out) {
     if (!prm.valid()) return make_error(errc::invalid_argument, "invalid scrypt parameters");
     std::size_t const block = 128 * std::size_t(prm.r);
-    if (block * prm.p > std::size_t(INT32_MAX)) return make_error(errc::invalid_argument, "scrypt parameters need too much memory (128·r·p over 2 GiB)");
+    if (block * prm.p > std::size_t(INT32_MAX))
+        return make_error(errc::invalid_argument, "scrypt parameters need too much memory (128·r·p over 2 GiB)");
     bytes b(block * prm.p);
     auto pbkdf2 = [&](byte_span s, mutable_byte_span to) {
         return PKCS5_PBKDF2_HMAC(password.data(), int(password.size()), reinterpret_cast<unsigned char const*>(s.data()), int(s.size()), 1,

@@ -31,9 +31,9 @@ struct indexed_pack {
     std::vector<blob_entry> blobs;
 };
 
-/// Writes the index file JSON of `packs` (`{"supersedes":[…],"packs":[…]}`, restic-format.md §6) in pieces: `sink(std::string_view)`
-/// is called whenever about `piece` bytes have gathered (between packs), and once at the end, so a
-/// large index never sits whole in memory.
+/// Writes the index file JSON of `packs` (`{"supersedes":[…],"packs":[…]}`, restic-format.md §6)
+/// in pieces: `sink(std::string_view)` is called whenever about `piece` bytes have gathered
+/// (between packs), and once at the end, so a large index never sits whole in memory.
 template <class Sink>
 void write_index_json(std::vector<indexed_pack> const& packs, std::vector<id> const& supersedes, Sink&& sink,
                       std::size_t piece = 1 << 20) {

@@ -82,11 +82,14 @@ pass "restic's prune: our check --read-data clean, $n snapshots restore identica
 # 4. Locks: two backups at once both succeed; prune refuses to run beside them; a killed backup's
 # lock is found stale and removed, and prune then runs.
 mkfifo "$WORK/feed"
+# A lock under its final name (a local write goes to "<id>-tmp-<hex>" first and is renamed once
+# synced: a backup killed before that leaves no lock).
+lock_written() { ls "$repo/locks" | grep -qE '^[0-9a-f]{64}$'; }
 "$STASH" -r "$repo" backup -q --stdin --stdin-filename held.txt < "$WORK/feed" &  # holds its lock until fed
 held=$!
 exec 7>"$WORK/feed"
-for _ in $(seq 1 200); do [ -n "$(ls "$repo/locks")" ] && break; sleep 0.05; done
-[ -n "$(ls "$repo/locks")" ] || fail "the held backup took no lock"
+for _ in $(seq 1 200); do lock_written && break; sleep 0.05; done
+lock_written || fail "the held backup took no lock"
 "$STASH" -r "$repo" backup -q "$src" --tag beside || fail "a backup beside another backup failed"
 if out=$("$STASH" -r "$repo" prune 2>&1); then fail "prune ran beside a backup"; fi
 grep -q 'already locked' <<<"$out" || fail "prune's refusal does not say why: $out"
@@ -100,7 +103,8 @@ pass "two backups at once both succeed; prune refuses beside them: ${out#Fatal: 
 "$STASH" -r "$repo" backup -q --stdin --stdin-filename killed.txt < "$WORK/feed" &
 killed=$!
 exec 7>"$WORK/feed"
-for _ in $(seq 1 200); do [ -n "$(ls "$repo/locks")" ] && break; sleep 0.05; done
+for _ in $(seq 1 200); do lock_written && break; sleep 0.05; done
+lock_written || fail "the backup to be killed took no lock"
 kill -9 "$killed"
 wait "$killed" 2>/dev/null || true
 exec 7>&-

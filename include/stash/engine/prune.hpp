@@ -403,7 +403,10 @@ result<prune_stats> prune(Repo& repo, prune_options const& opt) {
     bool first = true;
     auto write_batch = [&]() -> result<void> {
         if (batch.empty()) return {};
-        auto r = repo.save_unpacked(file_type::index, repo::index_json(batch, first ? idx->files : std::vector<id>{}));
+        std::vector<id> const none;
+        auto const& supersedes = first ? idx->files : none;
+        // Written in pieces, as a backup's index is: a full batch (150,000 blobs) is ~25 MiB of JSON.
+        auto r = repo.save_unpacked_from(file_type::index, [&](auto&& sink) { repo::write_index_json(batch, supersedes, sink); });
         if (!r) return std::move(r).error();
         ++st.index_files_written;
         first = false;

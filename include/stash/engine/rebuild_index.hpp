@@ -116,7 +116,10 @@ result<rebuild_index_stats> rebuild_index(Repo& repo, rebuild_index_options cons
     std::size_t batch_blobs = 0;
     auto write_batch = [&]() -> result<void> {
         if (batch.empty()) return {};
-        auto r = repo.save_unpacked(file_type::index, repo::index_json(batch, st.index_files_written == 0 ? *files : std::vector<id>{}));
+        std::vector<id> const none;
+        auto const& supersedes = st.index_files_written == 0 ? *files : none;
+        // Written in pieces, as a backup's index is: a full batch (150,000 blobs) is ~25 MiB of JSON.
+        auto r = repo.save_unpacked_from(file_type::index, [&](auto&& sink) { repo::write_index_json(batch, supersedes, sink); });
         if (!r) return std::move(r).error();
         ++st.index_files_written;
         batch.clear(), batch_blobs = 0;

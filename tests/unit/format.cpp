@@ -10,6 +10,10 @@
 #include "result_printer.hpp"
 
 #include <filesystem>
+#include <set>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace stash;
 
@@ -89,6 +93,49 @@ TEST_CASE("restic box: AES-256-CTR + Poly1305-AES vector (restic-format.md 2.5)"
         s.seal_append(empty, [](bytes&) {});
         CHECK(empty.size() == crypto::restic_sealer::overhead);
     }
+    SECTION("a thread's contexts follow the key, and each box starts its counter afresh") {
+        crypto::restic_sealer t(crypto::key_material::random());
+        bytes other, again, out;
+        t.seal_with_iv(as_bytes("hello\n"), ivs, other);  // same IV, other key: other bytes
+        CHECK(hex(other) != hex(box));
+        CHECK_FALSE(s.open(other, out));
+        CHECK_FALSE(t.open(box, out));
+        bytes odd;
+        s.seal(as_bytes("12345"), odd);  // leaves the CTR context 5 bytes into a block
+        s.seal_with_iv(as_bytes("hello\n"), ivs, again);
+        CHECK(hex(again) == hex(box));
+        REQUIRE(t.open(other, out));
+        CHECK(as_chars(out) == "hello\n");
+    }
+}
+
+TEST_CASE("nonces are drawn once each, and a forked child draws other ones", "[crypto][random]") {
+    std::set<std::string> seen;
+    for (int i = 0; i < 1000; ++i) {  // four refills of the 4 KiB pool
+        std::array<std::byte, 16> n;
+        crypto::random_nonce(n);
+        CHECK(seen.insert(hex(n)).second);
+    }
+    bytes big(65);
+    CHECK_THROWS_AS(crypto::random_nonce(big), std::invalid_argument);
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    pid_t const pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        std::array<std::byte, 16> n;
+        crypto::random_nonce(n);
+        [[maybe_unused]] auto w = ::write(fds[1], n.data(), n.size());
+        ::_exit(0);
+    }
+    ::close(fds[1]);
+    std::array<std::byte, 16> child{}, mine;
+    CHECK(::read(fds[0], child.data(), child.size()) == 16);
+    ::close(fds[0]);
+    ::waitpid(pid, nullptr, 0);
+    crypto::random_nonce(mine);
+    CHECK(hex(child) != hex(mine));
+    CHECK(seen.count(hex(child)) == 0);
 }
 
 TEST_CASE("scrypt matches RFC 7914 and the spec's vector", "[crypto][kdf]") {

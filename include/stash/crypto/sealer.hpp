@@ -6,6 +6,7 @@
 #include <stash/crypto/random.hpp>
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
@@ -39,21 +40,44 @@ namespace detail {
 struct cipher_ctx_free { void operator()(EVP_CIPHER_CTX* c) const noexcept { EVP_CIPHER_CTX_free(c); } };
 struct mac_ctx_free { void operator()(EVP_MAC_CTX* c) const noexcept { EVP_MAC_CTX_free(c); } };
 
-// Per-thread contexts: re-keying a context is cheap, allocating one per box is not.
+inline EVP_CIPHER const* aes256ctr() { static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr); return c; }
+inline EVP_CIPHER const* aes128ecb() { static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-128-ECB", nullptr); return c; }
+
+// Per-thread contexts, keyed for the key they last served. Allocating a context per box is
+// costly, and so is keying one: OpenSSL 3 expands the key and walks its parameter lists on every
+// keyed init, about as long as sealing 2 KiB. A box under the same key only sets its IV.
 struct thread_ctx {
     std::unique_ptr<EVP_CIPHER_CTX, cipher_ctx_free> ctr{EVP_CIPHER_CTX_new()};
     std::unique_ptr<EVP_CIPHER_CTX, cipher_ctx_free> ecb{EVP_CIPHER_CTX_new()};
     std::unique_ptr<EVP_MAC_CTX, mac_ctx_free> mac;
+    std::array<std::byte, 32> ctr_key{};  // what ctr and ecb are keyed with (valid when keyed)
+    std::array<std::byte, 16> ecb_key{};
+    bool keyed = false;
     thread_ctx() {
         static EVP_MAC* const poly = EVP_MAC_fetch(nullptr, "POLY1305", nullptr);
         if (!poly || !ctr || !ecb) throw std::runtime_error("OpenSSL: cannot create cipher contexts");
         mac.reset(EVP_MAC_CTX_new(poly));
         if (!mac) throw std::runtime_error("OpenSSL: cannot create a Poly1305 context");
     }
-    static thread_ctx& get() { thread_local thread_ctx c; return c; }
+    ~thread_ctx() { OPENSSL_cleanse(ctr_key.data(), ctr_key.size()), OPENSSL_cleanse(ecb_key.data(), ecb_key.size()); }
+    // The contexts for key `k`, keyed again only when it differs from the last one.
+    static thread_ctx& get(std::array<std::byte, 32> const& enc, std::array<std::byte, 16> const& mac_k) {
+        thread_local thread_ctx c;
+        if (!c.keyed || c.ctr_key != enc || c.ecb_key != mac_k) c.rekey(enc, mac_k);
+        return c;
+    }
+
+private:
+    void rekey(std::array<std::byte, 32> const& enc, std::array<std::byte, 16> const& mac_k) {
+        keyed = false;
+        auto u = [](std::byte const* p) { return reinterpret_cast<unsigned char const*>(p); };
+        if (!EVP_EncryptInit_ex2(ctr.get(), aes256ctr(), u(enc.data()), nullptr, nullptr) ||
+            !EVP_EncryptInit_ex2(ecb.get(), aes128ecb(), u(mac_k.data()), nullptr, nullptr) ||
+            !EVP_CIPHER_CTX_set_padding(ecb.get(), 0))
+            throw std::runtime_error("OpenSSL: cannot key AES");
+        ctr_key = enc, ecb_key = mac_k, keyed = true;
+    }
 };
-inline EVP_CIPHER const* aes256ctr() { static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-CTR", nullptr); return c; }
-inline EVP_CIPHER const* aes128ecb() { static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-128-ECB", nullptr); return c; }
 }  // namespace detail
 
 /** Seals and opens restic boxes: `IV(16) ‖ AES-256-CTR(P) ‖ Poly1305-AES(C)` (restic-format.md §2.2).
@@ -74,7 +98,7 @@ public:
 
     void seal(byte_span in, bytes& out) const {
         std::array<std::byte, iv_size> iv;
-        do random_bytes(iv); while (iv == std::array<std::byte, iv_size>{});
+        do random_nonce(iv); while (iv == std::array<std::byte, iv_size>{});
         seal_with_iv(in, iv, out);
     }
 
@@ -94,13 +118,13 @@ public:
         std::size_t const n = out.size() - base - iv_size;
         out.resize(out.size() + mac_size);
         std::array<std::byte, iv_size> iv;
-        do random_bytes(iv); while (iv == std::array<std::byte, iv_size>{});
+        do random_nonce(iv); while (iv == std::array<std::byte, iv_size>{});
         encrypt(out.data() + base + iv_size, iv, out, base, n);
     }
 
     result<void> open(byte_span in, bytes& out) const {
         if (in.size() < overhead) return make_error(errc::corrupt, "ciphertext too short");
-        auto& ctx = detail::thread_ctx::get();
+        auto& ctx = detail::thread_ctx::get(key_.encrypt, key_.mac_k);
         auto const* iv = in.data();
         byte_span ct = in.subspan(iv_size, in.size() - overhead);
         unsigned char tag[mac_size];
@@ -111,7 +135,7 @@ public:
         out.resize(base + ct.size());
         int n = 0;
         // CTR decryption is the same keystream XOR as encryption.
-        if (!EVP_EncryptInit_ex2(ctx.ctr.get(), detail::aes256ctr(), u(key_.encrypt.data()), u(iv), nullptr) ||
+        if (!EVP_EncryptInit_ex2(ctx.ctr.get(), nullptr, nullptr, u(iv), nullptr) ||
             !EVP_EncryptUpdate(ctx.ctr.get(), u(out.data() + base), &n, u(ct.data()), int(ct.size())))
             throw std::runtime_error("OpenSSL AES-256-CTR failed");
         return {};
@@ -121,11 +145,11 @@ private:
     // Writes the box of the n bytes at `plain` into out[base, base + n + overhead): `plain` may be
     // where the ciphertext goes (out.data() + base + iv_size).
     void encrypt(std::byte const* plain, std::array<std::byte, iv_size> const& iv, bytes& out, std::size_t base, std::size_t n) const {
-        auto& ctx = detail::thread_ctx::get();
+        auto& ctx = detail::thread_ctx::get(key_.encrypt, key_.mac_k);
         auto* p = u(out.data() + base);
         std::memcpy(p, iv.data(), iv_size);
         int len = 0;
-        if (!EVP_EncryptInit_ex2(ctx.ctr.get(), detail::aes256ctr(), u(key_.encrypt.data()), u(iv.data()), nullptr) ||
+        if (!EVP_EncryptInit_ex2(ctx.ctr.get(), nullptr, nullptr, u(iv.data()), nullptr) ||
             !EVP_EncryptUpdate(ctx.ctr.get(), p + iv_size, &len, u(plain), int(n)))
             throw std::runtime_error("OpenSSL AES-256-CTR failed");
         mac(ctx, iv.data(), {out.data() + base + iv_size, n}, p + iv_size + n);
@@ -138,9 +162,7 @@ private:
         unsigned char polykey[32];
         std::memcpy(polykey, key_.mac_r.data(), 16);
         int n = 0;
-        if (!EVP_EncryptInit_ex2(ctx.ecb.get(), detail::aes128ecb(), u(key_.mac_k.data()), nullptr, nullptr) ||
-            !EVP_CIPHER_CTX_set_padding(ctx.ecb.get(), 0) ||
-            !EVP_EncryptUpdate(ctx.ecb.get(), polykey + 16, &n, u(iv), 16))
+        if (!EVP_EncryptUpdate(ctx.ecb.get(), polykey + 16, &n, u(iv), 16))
             throw std::runtime_error("OpenSSL AES-128-ECB failed");
         std::size_t tl = 0;
         if (!EVP_MAC_init(ctx.mac.get(), polykey, sizeof polykey, nullptr) ||

@@ -178,7 +178,7 @@ public:
         sealer_.seal_append(box, [&](bytes& out) {
             if (compression() && t != file_type::config && t != file_type::key) {
                 out.push_back(std::byte{2});  // restic-format.md §5.2: a zstd frame follows
-                compress::zstd_frame_writer z(out, 3);
+                compress::zstd_frame_writer z(out, compress::metadata_level);
                 produce([&z](std::string_view piece) { z.write(as_bytes(piece)); });
                 z.finish();
             } else {

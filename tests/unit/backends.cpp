@@ -176,3 +176,30 @@ TEST_CASE("shared credential: requests that see one token rejected wait for a si
     CHECK(e.error().is(errc::unauthorized));
     CHECK(**cred.get(fetch) == 3);
 }
+
+TEST_CASE("shared credential: a rejected request is retried on a renewed credential, a few times at most", "[backend][credential]") {
+    using cred_t = be::detail::shared_credential<int>;
+    cred_t cred;
+    int fetches = 0;
+    auto const fetch = [&](int const* previous) -> result<int> { return ++fetches, previous ? *previous + 1 : 1; };
+    std::vector<int> tried;
+    // The server accepts tokens from 3 on: two renewals.
+    auto attempt = [&](cred_t::ptr const& t) -> result<int> { return tried.push_back(*t), 200 + *t; };
+    auto const rejected_below = [](int n) { return [n](result<int> const& r) { return r && *r < 200 + n; }; };
+    auto r = cred.with_renewal(cred.get(fetch), fetch, attempt, rejected_below(3));
+    REQUIRE(r);
+    CHECK(*r == 203);
+    CHECK(tried == std::vector<int>{1, 2, 3});
+    // A server that never accepts: the first try and max_renewals more, then its answer as it is.
+    tried.clear();
+    r = cred.with_renewal(cred.get(fetch), fetch, attempt, rejected_below(1000));
+    REQUIRE(r);
+    CHECK(tried.size() == std::size_t(1 + cred_t::max_renewals));
+    CHECK(*r == 200 + tried.back());
+    // A credential that cannot be had is the error; nothing is attempted.
+    tried.clear();
+    r = cred.with_renewal(make_error(errc::unauthorized, "auth: HTTP 401"), fetch, attempt, rejected_below(0));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().is(errc::unauthorized));
+    CHECK(tried.empty());
+}

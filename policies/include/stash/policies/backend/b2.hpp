@@ -179,8 +179,10 @@ private:
     result<session_ptr> session() {
         return st_->session.get([this](session_info const*) { return authorize(false); });
     }
-    result<session_ptr> renew(session_ptr const& stale) {
-        return st_->session.renew(stale, [this](session_info const*) { return authorize(false); });
+    // `attempt(session)`, on a renewed session while `rejected(outcome)` (see shared_credential).
+    template <class Attempt, class Rejected>
+    auto with_session(Attempt&& attempt, Rejected&& rejected) {
+        return st_->session.with_renewal(session(), [this](session_info const*) { return authorize(false); }, attempt, rejected);
     }
 
     // A new session: authorizes, and finds (or creates) the bucket.
@@ -236,34 +238,23 @@ private:
     }
     // An API call on the current session, renewed on 401 (expired_auth_token).
     result<boost::json::value> call(std::string const& op, boost::json::object const& body, std::string const& what) {
-        auto s = session();
-        for (int renewals = 0;; ++renewals) {
-            if (!s) return std::move(s).error();
-            auto v = raw_call(**s, op, body);
-            if (!v && v.error().is(errc::unauthorized) && renewals < 3) {
-                s = renew(*s);
-                continue;
-            }
-            if (!v) return error{v.error().code, v.error().what() + " (" + what + ")"};
-            return v;
-        }
+        auto v = with_session([&](session_ptr const& s) { return raw_call(*s, op, body); },
+                              [](result<boost::json::value> const& x) { return !x && x.error().is(errc::unauthorized); });
+        if (!v) return error{v.error().code, v.error().what() + " (" + what + ")"};
+        return v;
     }
 
     result<net::http_response> download(net::http::verb v, handle const& h, net::header_list hs) {
         auto const target = "/file/" + net::sigv4::uri_encode(opt_->bucket, false) + "/" + net::sigv4::uri_encode(detail::object_key(opt_->prefix, h), true);
-        auto s = session();
-        for (int renewals = 0;; ++renewals) {
-            if (!s) return std::move(s).error();
-            auto headers = hs;
-            headers.emplace_back("Authorization", (*s)->token);
-            auto r = (*s)->download->send(v, (*s)->download_path + target, headers);
-            if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
-            if (r->status == 401 && renewals < 3) {
-                s = renew(*s);
-                continue;
-            }
-            return r;
-        }
+        return with_session(
+            [&](session_ptr const& s) -> result<net::http_response> {
+                auto headers = hs;
+                headers.emplace_back("Authorization", s->token);
+                auto r = s->download->send(v, s->download_path + target, headers);
+                if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
+                return r;
+            },
+            [](result<net::http_response> const& r) { return r && r->status == 401; });
     }
 
     result<upload_url> take_upload_url(bool fresh) {

@@ -83,9 +83,11 @@ public:
         if (t && std::chrono::system_clock::now() >= (*t)->expires) return cache_.renew(*t, fetch);
         return t;
     }
-    /// A token other than `rejected` (after a 401): one grant for all the threads that saw it rejected.
-    result<bearer_ptr> renew(bearer_ptr const& rejected) {
-        return cache_.renew(rejected, [this](bearer const*) { return grant(); });
+    /// `attempt(token)`, again with a new token while `rejected(outcome)` (after a 401): one grant for
+    /// all the threads that saw a token rejected (see detail::shared_credential::with_renewal).
+    template <class Attempt, class Rejected>
+    auto with_renewal(Attempt&& attempt, Rejected&& rejected) {
+        return cache_.with_renewal(token(), [this](bearer const*) { return grant(); }, attempt, rejected);
     }
 
 private:
@@ -294,19 +296,15 @@ private:
     }
 
     result<net::http_response> send(net::http::verb v, std::string const& target, net::header_list headers, byte_span body) {
-        auto tok = tokens_->token();
-        for (int renewals = 0;; ++renewals) {
-            if (!tok) return error{tok.error().code, location_ + ": " + tok.error().what()};
-            auto hs = headers;
-            hs.emplace_back("Authorization", "Bearer " + (*tok)->token);
-            auto r = client_->send(v, target, hs, body);
-            if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
-            if (r->status == 401 && renewals < 3) {  // expired or revoked
-                tok = tokens_->renew(*tok);
-                continue;
-            }
-            return r;
-        }
+        auto r = tokens_->with_renewal(
+            [&](gcs_token_source::bearer_ptr const& tok) {
+                auto hs = headers;
+                hs.emplace_back("Authorization", "Bearer " + tok->token);
+                return client_->send(v, target, hs, body);
+            },
+            [](result<net::http_response> const& x) { return x && x->status == 401; });  // expired or revoked
+        if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
+        return r;
     }
 
     std::shared_ptr<net::http_client> client_;

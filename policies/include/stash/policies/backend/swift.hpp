@@ -259,21 +259,18 @@ private:
     // `sub` is appended to /<container> of the storage URL's path.
     result<net::http_response> send(net::http::verb v, std::string const& sub, net::header_list headers, byte_span body) {
         auto const fetch = [this](session const* previous) { return this->fetch(previous); };
-        auto s = session_->get(fetch);
-        for (int renewals = 0;; ++renewals) {
-            if (!s) return std::move(s).error();
-            auto hs = headers;
-            hs.emplace_back("X-Auth-Token", (*s)->token);
-            auto r = (*s)->storage->send(v, (*s)->base_path + "/" + net::sigv4::uri_encode(opt_->container, false) + sub, hs, body);
-            if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
-            // Tokens expire or are revoked: renew, a few times at most, since a server may hand out
-            // tokens that lack the rights for this container.
-            if (r->status == 401 && !opt_->auth_url.empty() && renewals < 3) {
-                s = session_->renew(*s, fetch);
-                continue;
-            }
-            return r;
-        }
+        // Tokens expire or are revoked: renewed a few times at most, since a server may hand out
+        // tokens that lack the rights for this container. A fixed token (no auth URL) is not renewed.
+        return session_->with_renewal(
+            session_->get(fetch), fetch,
+            [&](std::shared_ptr<session const> const& s) -> result<net::http_response> {
+                auto hs = headers;
+                hs.emplace_back("X-Auth-Token", s->token);
+                auto r = s->storage->send(v, s->base_path + "/" + net::sigv4::uri_encode(opt_->container, false) + sub, hs, body);
+                if (!r) return error{r.error().code, location_ + ": " + r.error().what()};
+                return r;
+            },
+            [this](result<net::http_response> const& r) { return r && r->status == 401 && !opt_->auth_url.empty(); });
     }
 
     std::shared_ptr<detail::shared_credential<session>> session_;

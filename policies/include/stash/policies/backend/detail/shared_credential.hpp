@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <mutex>
+#include <type_traits>
 
 namespace stash::policies::backend::detail {
 
@@ -41,6 +42,26 @@ public:
         std::lock_guard lk(mu_);
         cur_ = p;
         return p;
+    }
+
+    /// How many times `with_renewal` renews a rejected credential for one request.
+    static constexpr int max_renewals = 3;
+
+    /** Runs `attempt(credential)` with `first` (the result of `get`, or of a driver's own check of
+        it) and, while `rejected(outcome)` says the server refused the credential (an expired or
+        revoked token: HTTP 401), renews it as `renew` does and tries again, `max_renewals` times at
+        most: a server may keep handing out tokens that lack a right. `attempt` returns a `result`;
+        its last outcome is returned, or the error of obtaining a credential. */
+    template <class Fetch, class Attempt, class Rejected>
+    auto with_renewal(result<ptr> first, Fetch&& fetch, Attempt&& attempt, Rejected&& rejected)
+        -> std::invoke_result_t<Attempt&, ptr const&> {
+        auto cred = std::move(first);
+        for (int renewals = 0;; ++renewals) {
+            if (!cred) return std::move(cred).error();
+            auto out = attempt(*cred);
+            if (renewals == max_renewals || !rejected(out)) return out;
+            cred = renew(*cred, fetch);
+        }
     }
 
 private:

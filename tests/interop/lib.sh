@@ -35,7 +35,12 @@ line"
   ln -s hello.txt "$d/relative-link"
   ln -s /nonexistent/target "$d/dangling-link"
   mkfifo "$d/fifo"
-  if is_root; then mknod "$d/null-device" c 1 3; fi
+  if is_root; then
+    mknod "$d/null-device" c 1 3
+    # Other owners: a restore must chown these (and set the set-id bit again after the chown).
+    chown 65534:65534 "$d/ünïcödé ✓/numbers.txt" "$d/sub dir/deeper/three-mb.bin"
+    chown 0:65534 "$d/q\"uote"
+  fi
   chmod 4750 "$d/sub dir/deeper/three-mb.bin"
   chmod 1777 "$d/empty-dir"
   chmod 0600 "$d/hello.txt"

@@ -253,11 +253,15 @@ private:
     // Creates the file and finds its blobs in the index; null (reported) when either fails.
     std::shared_ptr<file_job> open_job(std::string const& path, node const& n) {
         int const flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
-        int fd = ::open(path.c_str(), flags, 0600);
+        // Created with its permission bits (less the umask; set-id bits come after the owner), so
+        // that usually no chmod is needed afterwards. A directory restore creates stays 0700 until
+        // its contents are restored.
+        mode_t const perm = repo::go_mode::to_posix_perm(n.mode) & 0777;
+        int fd = ::open(path.c_str(), flags, perm);
         if (fd < 0 && (errno == ELOOP || errno == EACCES || errno == ETXTBSY)) {
             // Something is in the way (a symlink, a read-only file): replace it, never write through it.
             ::unlink(path.c_str());
-            fd = ::open(path.c_str(), flags, 0600);
+            fd = ::open(path.c_str(), flags, perm);
         }
         if (fd < 0) {
             report(path, std::string("create: ") + std::strerror(errno));

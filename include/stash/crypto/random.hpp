@@ -42,6 +42,7 @@ inline void random_nonce(mutable_byte_span out) {
         unsigned generation = 0;
     };
     thread_local pool p;
+    static_cast<void>(detail::fork_hook);  // (a use: its registration may not be deferred past this)
     if (out.size() > 64) throw std::invalid_argument("random_nonce: at most 64 bytes");
     unsigned const g = detail::fork_generation.load(std::memory_order_relaxed);
     if (p.used + out.size() > p.buf.size() || p.generation != g) {

@@ -60,7 +60,7 @@ struct thread_ctx {
         if (!mac) throw std::runtime_error("OpenSSL: cannot create a Poly1305 context");
     }
     ~thread_ctx() { OPENSSL_cleanse(ctr_key.data(), ctr_key.size()), OPENSSL_cleanse(ecb_key.data(), ecb_key.size()); }
-    // The contexts for key `k`, keyed again only when it differs from the last one.
+    // This thread's contexts, keyed with `enc` and `mac_k` (again only when those differ from the last).
     static thread_ctx& get(std::array<std::byte, 32> const& enc, std::array<std::byte, 16> const& mac_k) {
         thread_local thread_ctx c;
         if (!c.keyed || c.ctr_key != enc || c.ecb_key != mac_k) c.rekey(enc, mac_k);

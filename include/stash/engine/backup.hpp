@@ -671,7 +671,7 @@ private:
         p.stream.reset();
         p.b.reset();
         p.b.release_pages(streamed ? 2 * spill : 0);
-        if (r && repo_.pending_index_blobs() >= (repo_.compression() ? 150000u : 50000u)) {
+        if (r && repo_.pending_index_blobs() >= repo::index_file_blobs(repo_.compression())) {
             auto f = repo_.flush_index();
             if (!f) return fail(f.error());
         }

@@ -397,7 +397,7 @@ result<prune_stats> prune(Repo& repo, prune_options const& opt) {
     std::set<id> gone(plan->repack.begin(), plan->repack.end());
     gone.insert(plan->remove.begin(), plan->remove.end());
     gone.insert(plan->forget.begin(), plan->forget.end());
-    std::size_t const per_file = repo.compression() ? 150000 : 50000;
+    std::size_t const per_file = repo::index_file_blobs(repo.compression());
     std::vector<repo::indexed_pack> batch;
     std::size_t batch_blobs = 0;
     bool first = true;

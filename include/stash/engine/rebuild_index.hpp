@@ -111,7 +111,7 @@ result<rebuild_index_stats> rebuild_index(Repo& repo, rebuild_index_options cons
     detail::run_workers(opt.threads, to_read.size(), work);
     st.packs = result_packs.size();
 
-    std::size_t const per_file = repo.compression() ? 150000 : 50000;
+    std::size_t const per_file = repo::index_file_blobs(repo.compression());
     std::vector<repo::indexed_pack> batch;
     std::size_t batch_blobs = 0;
     auto write_batch = [&]() -> result<void> {

@@ -456,7 +456,7 @@ public:
         return {};
     }
 
-    /// Blobs saved in packs but not yet in an index file (restic flushes at 50,000/150,000).
+    /// Blobs saved in packs but not yet in an index file (flushed at `index_file_blobs`).
     std::size_t pending_index_blobs() const {
         std::lock_guard lk(pending_mu_);
         return pending_blobs_;

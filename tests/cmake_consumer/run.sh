@@ -5,4 +5,5 @@ work=$(mktemp -d /tmp/stash-consumer.XXXXXX); trap 'rm -rf "$work"' EXIT
 cmake --install "$build" --prefix "$work/prefix" >/dev/null
 cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_PREFIX_PATH="$work/prefix" >/dev/null
 cmake --build "$work/build" >/dev/null
-"$work/build/consumer" | grep -q "opened" && echo "ok: find_package(stash) consumer builds and runs"
+out=$("$work/build/consumer")
+grep -q "opened" <<<"$out" && echo "ok: find_package(stash) consumer builds and runs"

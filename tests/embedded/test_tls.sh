@@ -30,7 +30,9 @@ for _ in $(seq 1 100); do [ -f state/kubeconfig ] && break; sleep 0.05; done
 server=$(kubectl --kubeconfig state/kubeconfig config view -o jsonpath='{.clusters[0].cluster.server}')
 [[ $server == https://127.0.0.1:* ]] || fail "kubeconfig should point at https: $server"
 
-kubectl --kubeconfig state/kubeconfig get namespaces --no-headers | grep -q '^default ' || fail "kubectl over TLS with the token"
+# (output captured first: `| grep -q` under pipefail fails when grep exits before kubectl has written all)
+out=$(kubectl --kubeconfig state/kubeconfig get namespaces --no-headers 2>&1) || fail "kubectl over TLS with the token: $out"
+grep -q '^default ' <<<"$out" || fail "kubectl over TLS with the token listed no default namespace: $out"
 pass "kubectl over TLS (CA from the kubeconfig, bearer token)"
 
 [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert ca.crt --cert client.crt --key client.key "$server/api/v1/namespaces")" = 200 ] ||

@@ -134,7 +134,8 @@ struct backup_args {
 };
 
 // A shared lock (unless --no-lock), with the index loading during the lock's 200 ms wait. With
-// `deferred`, the wait goes on beside the command's work until it writes an index or snapshot.
+// `deferred`, the wait goes on beside the command's work until it writes an index or snapshot, or
+// confirms the lock itself (restore, at its end).
 std::unique_ptr<stock_repo::lock_holder> lock_loading_index(globals const& g, stock_repo& r, bool deferred = false) {
     if (g.no_lock) {
         check(r.load_index());
@@ -202,7 +203,11 @@ int cmd_restore(globals const& g, std::string const& what, std::string const& ta
     // the same speed). Set before any worker starts.
     ::mallopt(M_ARENA_MAX, 1);
     auto r = open_repo(g);
-    auto lock = lock_loading_index(g, r);
+    // The lock's re-check runs beside the restore, whose reads change nothing in the repository
+    // (the wait was 8% of restoring `linux` to tmpfs). A conflicting exclusive lock (a prune that
+    // began as we locked) is reported at the end instead of at the start, in place of what it
+    // caused: blobs whose packs it removed.
+    auto lock = lock_loading_index(g, r, true);
     std::string id_part = what, sub;
     if (auto c = what.find(':'); c != std::string::npos) id_part = what.substr(0, c), sub = what.substr(c + 1);
     auto snap = check(engine::find_snapshot(r, id_part, {hosts, {}, {}}));
@@ -215,7 +220,9 @@ int cmd_restore(globals const& g, std::string const& what, std::string const& ta
     opt.on_error = path_error_printer(g, nullptr);
     say(g, "restoring snapshot " + snap.sid.short_str() + " of " + (snap.snap.paths.empty() ? "" : snap.snap.paths[0]) +
                (snap.snap.paths.size() > 1 ? " …" : "") + " at " + format_rfc3339(snap.snap.time) + " to " + target);
-    auto s = check(engine::restore(r, snap.snap, opt));
+    auto restored = engine::restore(r, snap.snap, opt);
+    check(r.confirm_lock());
+    auto s = check(std::move(restored));
     if (g.json) {
         std::printf("{\"message_type\":\"summary\",\"snapshot_id\":\"%s\",\"files_restored\":%llu,\"dirs_restored\":%llu,"
                     "\"bytes_restored\":%llu,\"total_duration\":%.3f,\"error_count\":%llu}\n",

@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <deque>
 #include <map>
 #include <memory>
 #include <span>
@@ -189,8 +188,7 @@ private:
                         }
                     }
                     ++files_;
-                    node const& owned = files_owned_.emplace_back(n);
-                    batches_.add(*pool_, {path, &owned}, owned.size);
+                    batches_.add(*pool_, {path, std::make_shared<node const>(n)}, n.size);
                     break;
                 }
                 case node_type::symlink:
@@ -218,7 +216,7 @@ private:
     // A file whose parts several workers write; the last to finish closes it.
     struct file_job {
         std::string path;
-        node const* n = nullptr;
+        std::shared_ptr<node const> n;  // freed with the job: the snapshot's nodes are never all held
         int fd = -1;
         std::uint64_t size = 0;
         std::vector<repo::blob_location> blobs;
@@ -243,15 +241,16 @@ private:
     // them costs less than another round trip.
     static constexpr std::uint64_t max_gap_bytes = 1u << 20;
 
-    using restore_item = std::pair<std::string, node const*>;
+    using restore_item = std::pair<std::string, std::shared_ptr<node const>>;
 
     void write_items(std::span<restore_item const> items, unsigned self) {
-        if (items.size() == 1) write_file(items[0].first, *items[0].second, self);
+        if (items.size() == 1) write_file(items[0].first, items[0].second, self);
         else write_batch(items, self);
     }
 
     // Creates the file and finds its blobs in the index; null (reported) when either fails.
-    std::shared_ptr<file_job> open_job(std::string const& path, node const& n) {
+    std::shared_ptr<file_job> open_job(std::string const& path, std::shared_ptr<node const> const& node_ptr) {
+        node const& n = *node_ptr;
         int const flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
         // Created with its permission bits (less the umask; set-id bits come after the owner), so
         // that usually no chmod is needed afterwards. A directory restore creates stays 0700 until
@@ -268,7 +267,7 @@ private:
             return nullptr;
         }
         auto job = std::make_shared<file_job>();
-        job->path = path, job->n = &n, job->fd = fd;
+        job->path = path, job->n = node_ptr, job->fd = fd;
         job->blobs.reserve(n.content.size());
         for (auto const& b : n.content) {
             auto loc = repo_.index().find(b, repo::blob_type::data);
@@ -286,7 +285,7 @@ private:
     // A file alone (a large one): blobs stored back to back in one pack (a file's chunks, as backup
     // writes them) are read with one ranged request of up to 16 MiB, a part. The parts go to all
     // workers, each writing at its own offset.
-    void write_file(std::string const& path, node const& n, unsigned self) {
+    void write_file(std::string const& path, std::shared_ptr<node const> const& n, unsigned self) {
         auto job = open_job(path, n);
         if (!job) return;
         std::vector<part> parts;
@@ -344,7 +343,7 @@ private:
         std::vector<repo::blob_location> locs;  // locs[i] goes to refs[i]
         std::vector<ref> refs;
         for (auto const& [path, n] : items) {
-            auto job = open_job(path, *n);
+            auto job = open_job(path, n);
             if (!job) continue;
             std::uint64_t at = 0;
             for (auto const& loc : job->blobs) {
@@ -412,7 +411,6 @@ private:
     std::unique_ptr<pool> pool_;
     std::vector<scratch> scratch_;  // one per worker (pool index)
     progress_counters progress_;
-    std::deque<node> files_owned_;  // stable addresses for queued file tasks
     std::vector<std::pair<std::string, node>> dirs_, links_;
     std::map<std::pair<std::uint64_t, std::uint64_t>, std::string> first_link_;
     std::map<std::string, std::string> link_source_;
@@ -427,8 +425,9 @@ private:
     symlinks, FIFOs, devices (as root), hard links, then owner, mode, xattrs and times, directories
     last. Paths that cannot be restored are reported through `opt.on_error` and counted in `errors`.
     Reads: a large file in ranged reads of up to 16 MiB spread over the workers; small files 64 at a
-    time with their blobs grouped by pack; a directory's subtrees together. Memory: the snapshot's
-    file nodes, and up to 64 subtrees on each level of the current path.
+    time with their blobs grouped by pack; a directory's subtrees together. Memory: the nodes of the
+    files queued or being written (each freed with its file), the directories' nodes (their
+    metadata is set last), and up to 64 subtrees on each level of the current path.
     Errors: the target cannot be created or written; the snapshot's root tree cannot be loaded.
 */
 template <class Repo>

@@ -38,9 +38,13 @@ public:
         : chunker_(c), read_(std::move(read)), buf_(buffer), window_(std::min(initial_window, c.max_size())) {
         if (std::size_t const had = buf_.size(); had < 2 * c.max_size()) {
             // Growing zero-fills the buffer; hand those pages back, so it is resident only as far
-            // as reads fill it (most inputs are far smaller than twice the maximum chunk).
+            // as reads fill it (most inputs are far smaller than twice the maximum chunk). Huge
+            // pages: a caller that hands back the pages a large input used refaults them for the
+            // next one, 512 times fewer (backup of linux on a PVM guest: 70,000 -> 32,000 faults,
+            // 4.47-5.77 -> 4.04-4.21 s, the same peak).
             buf_.resize(2 * c.max_size());
             release_pages(buf_.data() + had, buf_.data() + buf_.size());
+            advise_huge_pages(buf_.data(), buf_.data() + buf_.size());
         }
     }
 

@@ -83,12 +83,15 @@ collect() {
         want unchanged && measure "$tool.unchanged" "$bin" -r "$repo" backup -q "$data/linux"
         want edit && measure "$tool.edit" "$bin" -r "$repo" backup -q --parent "$first" "$data/linux-edit"
         # Each restore after a sync: write-back of the previous case's files would compete for the CPUs.
+        # And with the repository read into the page cache: DAMON judges idleness by coarse regions,
+        # so packs written seconds before were partly paged out (our tmpfs restore took 4.4-5.0 s
+        # here against 2.8-3.0 s by hand; 3.5 s by hand after 61 s idle).
         if want restore-mem; then  # tmpfs has no such rule
-          mem=/dev/shm/stash-bench-restore; rm -rf "$mem"; sync
+          mem=/dev/shm/stash-bench-restore; rm -rf "$mem"; sync; warm "$repo"
           measure "$tool.restore-mem" "$bin" -r "$repo" restore -q "$first" --target "$mem"
           rm -rf "$mem"
         fi
-        if want restore; then sync; measure "$tool.restore" "$bin" -r "$repo" restore -q "$first" --target "$work/restore-$tool-$i"; fi
+        if want restore; then sync; warm "$repo"; measure "$tool.restore" "$bin" -r "$repo" restore -q "$first" --target "$work/restore-$tool-$i"; fi
         du -sb "$repo" | cut -f1 >> "$work/$tool.repo_bytes"
       fi
       if want random; then

@@ -113,13 +113,19 @@ private:
     std::unique_ptr<ZSTD_CCtx, cfree> cctx_;
 };
 
-/** The level for the repository's JSON documents: trees, index, snapshot and lock files. They are
-    mostly hex IDs and repeated keys, where level 1 is both faster and no larger than higher levels:
-    the last index of a `linux` backup (12.2 MB of JSON) is 3.74 MB at level 1 (450 MB/s) and
-    4.05 MB at level 3 (210 MB/s), and it is compressed at the end of the backup, on one core. */
+/** The level for the repository's JSON documents: index, snapshot and lock files, and tree blobs
+    where no compressor policy compresses them (copy, prune, a backup without one; the stock agent's
+    backup compresses trees with its policy). They are mostly hex IDs and repeated keys, where
+    level 1 is both faster and no larger than higher levels: the last index of a `linux` backup
+    (12.2 MB of JSON) is 3.74 MB at level 1 (450 MB/s) and 4.05 MB at level 3 (210 MB/s), and it is
+    compressed at the end of the backup, on one core. */
 inline constexpr int metadata_level = 1;
 
-/// Appends one zstd frame of `in` at `level` to `out` (trees, snapshots, locks).
+/// The level for data blobs compressed without a compressor policy (prune's repacking of
+/// uncompressed blobs): about restic's "auto".
+inline constexpr int data_level = 3;
+
+/// Appends one zstd frame of `in` at `level` to `out`.
 inline void zstd_compress_frame(byte_span in, bytes& out, int level = metadata_level) {
     std::size_t base = out.size();
     out.resize(base + ZSTD_compressBound(in.size()));

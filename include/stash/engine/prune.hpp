@@ -375,7 +375,8 @@ result<prune_stats> prune(Repo& repo, prune_options const& opt) {
                                           (e.type == repo::blob_type::tree || opt.repack_uncompressed);
                     if (compress) {
                         packed.clear();
-                        compress::zstd_compress_frame(plain, packed);
+                        int const level = e.type == repo::blob_type::tree ? compress::metadata_level : compress::data_level;
+                        compress::zstd_compress_frame(plain, packed, level);
                         b.add(e.blob, e.type, std::uint32_t(plain.size()), [&](bytes& out) { repo.sealer().seal(packed, out); });
                     } else {
                         b.add(e.blob, e.type, sealed, e.uncompressed_length);

@@ -420,6 +420,32 @@ TEST_CASE("a large index file is written and compressed in pieces, the same as w
     CHECK(as_chars(back) == whole);
 }
 
+TEST_CASE("zstd_decoder decodes into its own buffer and holds a frame to its recorded length", "[compress]") {
+    compress::zstd_decoder d;
+    auto frame_of = [](std::string_view text) {
+        bytes f;
+        compress::zstd_compress_frame(as_bytes(text), f, compress::data_level);
+        return f;
+    };
+    std::string const large(300000, 'x'), small = "a blob of text, a blob of text, a blob of text";
+    bytes const fl = frame_of(large), fs = frame_of(small);
+    // A small frame after a large one reuses the buffer; a large one after a small one grows it.
+    for (auto const* text : {&large, &small, &large}) {
+        auto v = d.decompress(*text == large ? fl : fs, text->size());
+        REQUIRE(v);
+        CHECK(as_chars(*v) == *text);
+    }
+    auto message = [&](bytes const& f, std::size_t expected) {
+        auto v = d.decompress(f, expected);
+        REQUIRE_FALSE(v);
+        CHECK(v.error().is(errc::corrupt));
+        return std::string(v.error().what());
+    };
+    CHECK_THAT(message(fs, small.size() - 1), Catch::Matchers::Contains("larger than its recorded length"));
+    CHECK_THAT(message(fs, small.size() + 1), Catch::Matchers::Contains("shorter than its recorded length"));
+    CHECK_THAT(message(bytes(fl.begin(), fl.end() - 8), large.size()), Catch::Matchers::Contains("zstd"));
+}
+
 TEST_CASE("index JSON round-trips with and without uncompressed_length", "[repo][index]") {
     using H = policies::hash::sha256;
     repo::indexed_pack p{H::digest(as_bytes("pack")),

@@ -43,9 +43,28 @@ public:
                 return make_error(errc::corrupt, "zstd: truncated frame");
             }
         }
-        if (expected && ob.pos != expected) return make_error(errc::corrupt, "zstd: data shorter than its recorded length");
+        if (expected && ob.pos != expected)
+            return make_error(errc::corrupt, ob.pos > expected ? "zstd: data larger than its recorded length" : "zstd: data shorter than its recorded length");
         out.resize(base + ob.pos);
         return {};
+    }
+
+    /// Decodes a frame of recorded length `expected` (> 0) into the decoder's own buffer, not
+    /// zero-filled first and kept for the next call; the view is valid until then. Errors as above.
+    result<byte_span> decompress(byte_span in, std::size_t expected) {
+        ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
+        ZSTD_inBuffer ib{in.data(), in.size(), 0};
+        ZSTD_outBuffer ob{out_.get(expected + 1), expected + 1, 0};  // + 1: see above
+        for (;;) {
+            std::size_t r = ZSTD_decompressStream(dctx_.get(), &ob, &ib);
+            if (ZSTD_isError(r)) return make_error(errc::corrupt, std::string("zstd: ") + ZSTD_getErrorName(r));
+            if (r == 0) break;
+            if (ob.pos == ob.size) return make_error(errc::corrupt, "zstd: data larger than its recorded length");
+            if (ib.pos == ib.size) return make_error(errc::corrupt, "zstd: truncated frame");
+        }
+        if (ob.pos != expected)
+            return make_error(errc::corrupt, ob.pos > expected ? "zstd: data larger than its recorded length" : "zstd: data shorter than its recorded length");
+        return byte_span(static_cast<std::byte const*>(ob.dst), ob.pos);
     }
 
     /// Decodes a frame in pieces of at most `piece` bytes, calling `fn(byte_span)` for each (the
@@ -71,6 +90,7 @@ public:
 private:
     struct dfree { void operator()(ZSTD_DCtx* c) const noexcept { ZSTD_freeDCtx(c); } };
     std::unique_ptr<ZSTD_DCtx, dfree> dctx_;
+    scratch_bytes out_;
 };
 
 /** Appends one zstd frame to a buffer from input given in pieces (a large index file's JSON as it

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,6 +36,25 @@ inline std::uint32_t get_u32le(std::byte const* p) noexcept {
     for (int i = 0; i < 4; ++i) v |= std::uint32_t(p[i]) << (8 * i);
     return v;
 }
+
+/** Reusable scratch memory that is not zero-filled: for output written whole before it is read (a
+    decoder's), where growing a `bytes` would first write zeros over it, a pass over the data as
+    long as the copy itself (`memset` was 5% of a restore's samples). `get(n)` keeps the block when
+    it holds n bytes; otherwise the old contents are gone. */
+class scratch_bytes {
+public:
+    std::byte* get(std::size_t n) {
+        if (n > size_) {
+            p_ = std::make_unique_for_overwrite<std::byte[]>(n);
+            size_ = n;
+        }
+        return p_.get();
+    }
+
+private:
+    std::unique_ptr<std::byte[]> p_;
+    std::size_t size_ = 0;
+};
 
 /// Hands the whole pages inside [begin, end) back to the system (MADV_DONTNEED): the range stays
 /// mapped, reads as zeros and becomes resident again only when touched. For a buffer kept reserved

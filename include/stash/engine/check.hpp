@@ -146,7 +146,7 @@ result<check_summary> check(Repo& repo, check_options const& opt) {
         std::atomic<std::size_t> next{0};
         std::atomic<std::uint64_t> blobs_read{0};
         auto work = [&] {
-            bytes pack, plain;
+            bytes pack;
             for (std::size_t i; (i = next++) < selected.size();) {
                 id const& pid = selected[i];
                 std::string const name = "pack " + pid.str();
@@ -172,7 +172,7 @@ result<check_summary> check(Repo& repo, check_options const& opt) {
                 }
                 for (auto const& b : by_pack.at(pid)) {
                     if (std::uint64_t(b.offset) + b.length > pack.size()) continue;  // reported as a size mismatch
-                    auto r = repo.decode_blob({pid, b}, byte_span(pack).subspan(b.offset, b.length), plain);
+                    auto r = repo.decode_blob({pid, b}, byte_span(pack).subspan(b.offset, b.length));
                     if (!r) error(r.error().what());
                     ++blobs_read;
                 }

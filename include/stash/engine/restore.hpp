@@ -203,7 +203,7 @@ private:
         }
     }
 
-    static bool all_zero(bytes const& b) noexcept {
+    static bool all_zero(byte_span b) noexcept {
         return b.empty() || (b[0] == std::byte{} && std::memcmp(b.data(), b.data() + 1, b.size() - 1) == 0);
     }
 
@@ -225,15 +225,13 @@ private:
     };
 
     static constexpr std::uint64_t max_part_bytes = 16u << 20;
-    // A worker's buffers, kept from part to part: the sealed bytes of a read and a decoded blob.
-    // Fresh ones each time cost a page fault per 4 KiB filled. After a read of up to 16 MiB the
-    // sealed buffer's pages past `keep` go back; the blob buffer (at most a chunk, 8 MiB) stays
-    // whole: handing back its pages past 512 KiB after each part made 40% of a restore's page
-    // faults, and keeping it costs 7 MiB of peak (tmpfs restore of linux 3.11-3.48 -> 2.79-2.98 s,
-    // peak 37.4-37.9 -> 43.9-45.3 MiB).
+    // A worker's buffer for the sealed bytes of its reads, kept from part to part: a fresh one each
+    // time costs a page fault per 4 KiB filled. After a read of up to 16 MiB its pages past `keep`
+    // go back. (Blobs are decoded into the worker's decoder's buffer, at most a chunk, kept whole:
+    // handing back its pages after each part made 40% of a restore's page faults.)
     struct scratch {
         static constexpr std::size_t keep = 512 << 10;
-        bytes sealed, blob;
+        bytes sealed;
         void trim() noexcept {
             if (sealed.size() > keep) release_pages(sealed.data() + keep, sealed.data() + sealed.capacity());
         }
@@ -325,8 +323,9 @@ private:
         std::uint64_t at = p.offset;  // the blobs come in pack order, here the file's
         auto fn = [&](std::size_t i, byte_span sealed, error const* failed) {
             if (!err.empty()) return;
-            err = failed ? failed->what() : write_blob(job, job.blobs[p.first + i], sealed, at, buf.blob);
-            at += buf.blob.size();
+            auto const& loc = job.blobs[p.first + i];
+            err = failed ? failed->what() : write_blob(job, loc, sealed, at);
+            at += loc.entry.plaintext_length(crypto::restic_sealer::overhead);
         };
         repo_.read_sealed(std::span(job.blobs).subspan(p.first, p.count), fn, 0, max_part_bytes, &buf.sealed);
         return err;
@@ -356,11 +355,11 @@ private:
             if (job->blobs.empty()) finish(*job);
             jobs.push_back(std::move(job));
         }
-        auto& [scratch_sealed, blob] = scratch_[self];
+        auto& scratch_sealed = scratch_[self].sealed;
         repo_.read_sealed(locs, [&](std::size_t i, byte_span sealed, error const* failed) {
             auto& job = *refs[i].job;
             if (!job.failed) {
-                auto e = failed ? failed->what() : write_blob(job, locs[i], sealed, refs[i].at, blob);
+                auto e = failed ? failed->what() : write_blob(job, locs[i], sealed, refs[i].at);
                 if (!e.empty() && !job.failed.exchange(true)) report(job.path, e);
             }
             if (--job.pending == 0) finish(job);
@@ -368,9 +367,11 @@ private:
         scratch_[self].trim();
     }
 
-    // Decodes one sealed blob into `blob` and writes it at `at` (or leaves a hole); returns an error message.
-    std::string write_blob(file_job& job, repo::blob_location const& loc, byte_span sealed, std::uint64_t at, bytes& blob) {
-        if (auto d = repo_.decode_blob(loc, sealed, blob); !d) return d.error().what();
+    // Decodes one sealed blob and writes it at `at` (or leaves a hole); returns an error message.
+    std::string write_blob(file_job& job, repo::blob_location const& loc, byte_span sealed, std::uint64_t at) {
+        auto decoded = repo_.decode_blob(loc, sealed);
+        if (!decoded) return decoded.error().what();
+        byte_span const blob = *decoded;
         if (opt_.sparse && all_zero(blob)) {
             job.holes = true;
         } else {

@@ -38,6 +38,20 @@ sid=$(jq -r '.[0].short_id' "$WORK/snaps.json")
 [ -f "$WORK/r3/$WORK/src/keep/a.txt" ] && [ ! -e "$WORK/r3/$WORK/src/keep/deep" ] || fail "--exclude: $(find "$WORK/r3")"
 pass "restore of a subpath, with --include and with --exclude"
 
+# A restore into an earlier one's tree replaces a symlink in a file's place, never writing through
+# it; and under a low descriptor limit (40: room for 5 open directories) the directories past that
+# are reached by their paths.
+wide=$WORK/wide
+for i in $(seq 1 12); do mkdir -p "$wide/d$i/e$i" && echo "$i" > "$wide/d$i/e$i/f" && echo "$i" > "$wide/d$i/g"; done
+"$STASH" -r "$repo" backup -q "$wide"
+"$STASH" -r "$repo" restore -q "latest:$wide" --target "$WORK/r5"
+echo outside > "$WORK/outside.txt"
+rm "$WORK/r5/d3/g" && ln -s "$WORK/outside.txt" "$WORK/r5/d3/g"
+(ulimit -n 40 && "$STASH" -r "$repo" restore -q "latest:$wide" --target "$WORK/r5") || fail "restore with 40 descriptors"
+[ "$(cat "$WORK/outside.txt")" = outside ] && [ ! -L "$WORK/r5/d3/g" ] || fail "restore wrote through a symlink: $(ls -l "$WORK/r5/d3")"
+diff -r "$wide" "$WORK/r5" || fail "restore over an earlier one differs"
+pass "restore replaces a symlink in a file's place and works with few descriptors"
+
 # FastCDC repositories are ordinary restic repositories with different cut points.
 "$STASH" -r "$WORK/fast" init -q --chunker fastcdc
 "$STASH" -r "$WORK/fast" backup -q "$WORK/src" "$WORK/stdin.bin"

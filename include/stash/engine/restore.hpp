@@ -8,6 +8,7 @@
 #include <stash/engine/progress.hpp>
 #include <stash/engine/snapshots.hpp>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -81,7 +82,7 @@ public:
         {
             progress_reporter reporter(progress_, opt_.on_progress, opt_.progress_interval);
             pool_ = std::make_unique<pool>(threads_, 8 * threads_ + 16, 2 * threads_);
-            walk(*nodes, target, vpath);
+            walk(*nodes, target, vpath, open_dir(nullptr, target));
             batches_.flush(*pool_);
             pool_->join();
             for (auto const& [path, n] : links_) link(path, n);
@@ -133,7 +134,50 @@ private:
         return is_dir && includes_.may_match_below(vpath);
     }
 
-    void walk(std::vector<node> const& nodes, std::string const& dir, std::string const& vdir) {
+    // A directory being restored, open (O_PATH) while its files are queued: they are created
+    // relative to it, so the kernel does not walk their whole paths again. At most an eighth of
+    // the descriptor limit (up to 1024) are open at once, as packs and the files being written need
+    // theirs; past that, or when opening fails, full paths are used (null).
+    struct dir_fd {
+        int fd;
+        std::atomic<unsigned>& count;  // of those open
+        dir_fd(int f, std::atomic<unsigned>& n) noexcept : fd(f), count(n) {}
+        dir_fd(dir_fd const&) = delete;
+        dir_fd& operator=(dir_fd const&) = delete;
+        ~dir_fd() {
+            ::close(fd);
+            --count;
+        }
+    };
+    using dir_ref = std::shared_ptr<dir_fd const>;
+
+    // The (descriptor, name) pair that *at calls take for `path`, a child of `dir`.
+    static std::pair<int, char const*> at(dir_ref const& dir, std::string const& path) noexcept {
+        if (!dir) return {AT_FDCWD, path.c_str()};
+        return {dir->fd, path.c_str() + path.rfind('/') + 1};
+    }
+
+    static unsigned dir_budget() noexcept {
+        struct rlimit rl {};
+        if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+        return unsigned(std::min<rlim_t>(rl.rlim_cur / 8, 1024));
+    }
+
+    dir_ref open_dir(dir_ref const& parent, std::string const& path) {
+        if (open_dirs_.fetch_add(1) >= dir_budget_) {
+            --open_dirs_;
+            return nullptr;
+        }
+        auto [dfd, name] = at(parent, path);
+        int fd = ::openat(dfd, name, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0) {
+            --open_dirs_;
+            return nullptr;
+        }
+        return std::make_shared<dir_fd const>(fd, open_dirs_);
+    }
+
+    void walk(std::vector<node> const& nodes, std::string const& dir, std::string const& vdir, dir_ref const& dfd) {
         // The subdirectories' trees, loaded 64 at a time: a request per directory is what network
         // backends cannot afford, and all of a wide directory's subtrees at once would take memory.
         std::vector<id> subtrees;
@@ -158,7 +202,8 @@ private:
             switch (n.type) {
                 case node_type::dir: {
                     auto* sub = n.subtree ? &subtree() : nullptr;
-                    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+                    auto [parent, name] = at(dfd, path);
+                    if (::mkdirat(parent, name, 0700) != 0 && errno != EEXIST) {
                         report(path, std::string("mkdir: ") + std::strerror(errno));
                         continue;
                     }
@@ -171,7 +216,7 @@ private:
                         report(path, sub->error().what());
                         continue;
                     }
-                    walk(**sub, path, vpath);
+                    walk(**sub, path, vpath, open_dir(dfd, path));
                     *sub = std::vector<node>();  // done with it
                     break;
                 }
@@ -188,7 +233,7 @@ private:
                         }
                     }
                     ++files_;
-                    batches_.add(*pool_, {path, std::make_shared<node const>(n)}, n.size);
+                    batches_.add(*pool_, {path, dfd, std::make_shared<node const>(n)}, n.size);
                     break;
                 }
                 case node_type::symlink:
@@ -240,26 +285,32 @@ private:
     // them costs less than another round trip.
     static constexpr std::uint64_t max_gap_bytes = 1u << 20;
 
-    using restore_item = std::pair<std::string, std::shared_ptr<node const>>;
+    struct restore_item {
+        std::string path;
+        dir_ref dir;  // its directory
+        std::shared_ptr<node const> n;
+    };
 
     void write_items(std::span<restore_item const> items, unsigned self) {
-        if (items.size() == 1) write_file(items[0].first, items[0].second, self);
+        if (items.size() == 1) write_file(items[0], self);
         else write_batch(items, self);
     }
 
     // Creates the file and finds its blobs in the index; null (reported) when either fails.
-    std::shared_ptr<file_job> open_job(std::string const& path, std::shared_ptr<node const> const& node_ptr) {
+    std::shared_ptr<file_job> open_job(restore_item const& item) {
+        auto const& [path, dir, node_ptr] = item;
         node const& n = *node_ptr;
+        auto const [dfd, name] = at(dir, path);
         int const flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
         // Created with its permission bits (less the umask; set-id bits come after the owner), so
         // that usually no chmod is needed afterwards. A directory restore creates stays 0700 until
         // its contents are restored.
         mode_t const perm = repo::go_mode::to_posix_perm(n.mode) & 0777;
-        int fd = ::open(path.c_str(), flags, perm);
+        int fd = ::openat(dfd, name, flags, perm);
         if (fd < 0 && (errno == ELOOP || errno == EACCES || errno == ETXTBSY)) {
             // Something is in the way (a symlink, a read-only file): replace it, never write through it.
-            ::unlink(path.c_str());
-            fd = ::open(path.c_str(), flags, perm);
+            ::unlinkat(dfd, name, 0);
+            fd = ::openat(dfd, name, flags, perm);
         }
         if (fd < 0) {
             report(path, std::string("create: ") + std::strerror(errno));
@@ -284,8 +335,8 @@ private:
     // A file alone (a large one): blobs stored back to back in one pack (a file's chunks, as backup
     // writes them) are read with one ranged request of up to 16 MiB, a part. The parts go to all
     // workers, each writing at its own offset.
-    void write_file(std::string const& path, std::shared_ptr<node const> const& n, unsigned self) {
-        auto job = open_job(path, n);
+    void write_file(restore_item const& item, unsigned self) {
+        auto job = open_job(item);
         if (!job) return;
         std::vector<part> parts;
         std::uint64_t at = 0;
@@ -342,8 +393,8 @@ private:
         std::vector<std::shared_ptr<file_job>> jobs;
         std::vector<repo::blob_location> locs;  // locs[i] goes to refs[i]
         std::vector<ref> refs;
-        for (auto const& [path, n] : items) {
-            auto job = open_job(path, n);
+        for (auto const& item : items) {
+            auto job = open_job(item);
             if (!job) continue;
             std::uint64_t at = 0;
             for (auto const& loc : job->blobs) {
@@ -410,6 +461,8 @@ private:
     path_filter includes_, excludes_;
     unsigned threads_;
     bool is_root_;
+    std::atomic<unsigned> open_dirs_{0};  // dir_fd's, declared before everything that holds them
+    unsigned const dir_budget_ = dir_budget();
     std::unique_ptr<pool> pool_;
     std::vector<scratch> scratch_;  // one per worker (pool index)
     progress_counters progress_;

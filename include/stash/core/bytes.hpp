@@ -39,8 +39,9 @@ inline std::uint32_t get_u32le(std::byte const* p) noexcept {
 
 /** Reusable scratch memory that is not zero-filled: for output written whole before it is read (a
     decoder's), where growing a `bytes` would first write zeros over it, a pass over the data as
-    long as the copy itself (`memset` was 5% of a restore's samples). `get(n)` keeps the block when
-    it holds n bytes; otherwise the old contents are gone. */
+    long as the copy itself (`memset` was 5% of a restore's samples). `get(n)` returns at least n
+    bytes: the block kept from before when it is large enough, else a new one (the old contents
+    are gone). It never shrinks: it holds the largest size asked for until destroyed. */
 class scratch_bytes {
 public:
     std::byte* get(std::size_t n) {

@@ -482,7 +482,9 @@ private:
     Reads: a large file in ranged reads of up to 16 MiB spread over the workers; small files 64 at a
     time with their blobs grouped by pack; a directory's subtrees together. Memory: the nodes of the
     files queued or being written (each freed with its file), the directories' nodes (their
-    metadata is set last), and up to 64 subtrees on each level of the current path.
+    metadata is set last), and up to 64 subtrees on each level of the current path. Descriptors:
+    up to 64 packs, the files of the batches being written, and the directories of queued files
+    (at most an eighth of RLIMIT_NOFILE, up to 1024).
     Errors: the target cannot be created or written; the snapshot's root tree cannot be loaded.
 */
 template <class Repo>

@@ -25,10 +25,15 @@ public:
     /// Appends the frame's content to `out`. `expected` is the recorded length (0 = unknown, grow as
     /// needed). Errors: `errc::corrupt` for a bad frame or a length different from `expected`.
     result<void> decompress(byte_span in, std::size_t expected, bytes& out) {
+        if (expected) {
+            auto v = decompress(in, expected);
+            if (!v) return std::move(v).error();
+            out.insert(out.end(), v->begin(), v->end());
+            return {};
+        }
         ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
         std::size_t base = out.size();
-        // One spare byte: a frame larger than its recorded length fills it and is rejected below.
-        out.resize(base + (expected ? expected + 1 : std::max<std::size_t>(in.size() * 4, 4096)));
+        out.resize(base + std::max<std::size_t>(in.size() * 4, 4096));
         ZSTD_inBuffer ib{in.data(), in.size(), 0};
         ZSTD_outBuffer ob{out.data() + base, out.size() - base, 0};
         for (;;) {
@@ -36,15 +41,12 @@ public:
             if (ZSTD_isError(r)) return make_error(errc::corrupt, std::string("zstd: ") + ZSTD_getErrorName(r));
             if (r == 0) break;
             if (ob.pos == ob.size) {
-                if (expected) return make_error(errc::corrupt, "zstd: data larger than its recorded length");
                 out.resize(out.size() * 2);
                 ob.dst = out.data() + base, ob.size = out.size() - base;
             } else if (ib.pos == ib.size) {
                 return make_error(errc::corrupt, "zstd: truncated frame");
             }
         }
-        if (expected && ob.pos != expected)
-            return make_error(errc::corrupt, ob.pos > expected ? "zstd: data larger than its recorded length" : "zstd: data shorter than its recorded length");
         out.resize(base + ob.pos);
         return {};
     }
@@ -54,7 +56,8 @@ public:
     result<byte_span> decompress(byte_span in, std::size_t expected) {
         ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
         ZSTD_inBuffer ib{in.data(), in.size(), 0};
-        ZSTD_outBuffer ob{out_.get(expected + 1), expected + 1, 0};  // + 1: see above
+        // One spare byte: a frame larger than its recorded length fills it and is rejected.
+        ZSTD_outBuffer ob{out_.get(expected + 1), expected + 1, 0};
         for (;;) {
             std::size_t r = ZSTD_decompressStream(dctx_.get(), &ob, &ib);
             if (ZSTD_isError(r)) return make_error(errc::corrupt, std::string("zstd: ") + ZSTD_getErrorName(r));

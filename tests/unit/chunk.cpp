@@ -55,7 +55,7 @@ std::vector<byte_span> chunk_all(C const& c, byte_span data, std::size_t read_si
         pos += n;
         return n;
     };
-    bytes buffer;
+    scratch_bytes buffer;
     chunk::stream<C, decltype(reader)> s(c, reader, buffer);
     std::vector<byte_span> out;
     std::size_t off = 0;

@@ -581,14 +581,14 @@ private:
                 // A large chunk becomes a task of its own when workers would otherwise run dry (one
                 // big file then keeps every core busy); while files wait for every worker, or each
                 // worker's copy is still in use, this one stores it in place rather than copy it.
-                std::shared_ptr<bytes> copy;
+                std::shared_ptr<scratch_bytes> copy;
                 if (chunk.size() < 256 * 1024 || !pool_->wants_work() || !(copy = take_copy_buffer())) {
                     store_blob(bid, repo::blob_type::data, chunk, self);
                 } else {
-                    copy->assign(chunk.begin(), chunk.end());
-                    pool_->submit_blob([this, bid, copy](unsigned w) {
-                        store_blob(bid, repo::blob_type::data, *copy, w);
-                        give_back(copy);
+                    std::memcpy(copy->get(chunk.size()), chunk.data(), chunk.size());
+                    pool_->submit_blob([this, bid, copy, n = chunk.size()](unsigned w) {
+                        store_blob(bid, repo::blob_type::data, byte_span(copy->data(), n), w);
+                        give_back(copy, n);
                     }, self);
                 }
             }
@@ -608,26 +608,28 @@ private:
     // (0.58–0.61 → 0.55–0.57 s for `linux-edit`) for up to 2 MiB more peak. At 4 MiB the peak grew
     // by up to 5 MiB for no further gain.
     static constexpr std::size_t release_threshold = 2 << 20;
-    static void release_tail(bytes& buf) { release_pages(buf.data() + release_threshold, buf.data() + buf.size()); }
+    static void release_tail(scratch_bytes& buf) { release_pages(buf.data() + release_threshold, buf.data() + buf.size()); }
 
     // The buffers of chunk copies handed to another worker: at most one per worker, kept for the
     // next copy (none free: the chunk is stored in place). A fresh buffer for each large chunk was
     // a fresh mapping (past malloc's mmap threshold), faulted in page by page and unmapped after
     // one use: backing up random.bin (2 GB, one file) took 600,000 page faults, 81% of them in
     // that copy. One per worker suffices to keep the others busy; more (up to the blob queue's
-    // capacity) held 25 MiB more at peak for no gain.
-    std::shared_ptr<bytes> take_copy_buffer() {
+    // capacity) held 25 MiB more at peak for no gain. A kept buffer holds its first 2 MiB (in huge
+    // pages, a chunk past that refaults 2 MiB at a time), not the largest chunk it ever held.
+    std::shared_ptr<scratch_bytes> take_copy_buffer() {
         std::lock_guard lk(copies_mu_);
         if (copies_.empty()) {
             if (copies_made_ == threads_) return nullptr;
             ++copies_made_;
-            return std::make_shared<bytes>();
+            return std::make_shared<scratch_bytes>();
         }
         auto b = std::move(copies_.back());
         copies_.pop_back();
         return b;
     }
-    void give_back(std::shared_ptr<bytes> b) {
+    void give_back(std::shared_ptr<scratch_bytes> b, std::size_t used) {
+        if (used > release_threshold) release_pages(b->data() + release_threshold, b->data() + used);
         std::lock_guard lk(copies_mu_);
         copies_.push_back(std::move(b));
     }
@@ -760,9 +762,9 @@ private:
     std::unique_ptr<pool> pool_;
     std::vector<packer> packers_;
     std::vector<Compressor> compressors_;
-    std::vector<bytes> buffers_;
+    std::vector<scratch_bytes> buffers_;  // read buffers (chunk::stream), one per worker
     std::mutex copies_mu_;
-    std::vector<std::shared_ptr<bytes>> copies_;  // (take_copy_buffer)
+    std::vector<std::shared_ptr<scratch_bytes>> copies_;  // (take_copy_buffer)
     unsigned copies_made_ = 0;  // (guarded by copies_mu_)
     std::mutex tree_mu_;
     packer tree_packer_{0};

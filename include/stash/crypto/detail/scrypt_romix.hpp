@@ -44,25 +44,24 @@ inline void block_mix(std::uint32_t const* in, std::uint32_t* out, std::size_t r
     n); the second loop rebuilds a state it did not keep from the one kept before it, with at most
     stride − 1 more BlockMix calls (stride 2: ½ on average, so ~25% more work for half the memory).
     This is the time–memory trade-off Percival describes for ROMix (scrypt paper, §5); the result is
-    the same as the plain algorithm's. `v` is the caller's scratch (resized to n/stride · 32r words).
+    the same as the plain algorithm's. `v` is the caller's scratch of n/stride · 32r words.
 */
-inline void romix(std::byte* b, std::uint64_t n, std::size_t r, std::uint64_t stride, std::vector<std::uint32_t>& v) {
+inline void romix(std::byte* b, std::uint64_t n, std::size_t r, std::uint64_t stride, std::uint32_t* v) {
     std::size_t const words = 32 * r;
-    v.resize(std::size_t(n / stride) * words);
     std::vector<std::uint32_t> x(words), y(words), t(words), u(words);
     for (std::size_t k = 0; k < words; ++k) {
         auto const* p = b + 4 * k;
         x[k] = std::uint32_t(p[0]) | std::uint32_t(p[1]) << 8 | std::uint32_t(p[2]) << 16 | std::uint32_t(p[3]) << 24;
     }
     for (std::uint64_t i = 0; i < n; ++i) {
-        if (i % stride == 0) std::memcpy(v.data() + std::size_t(i / stride) * words, x.data(), words * 4);
+        if (i % stride == 0) std::memcpy(v + std::size_t(i / stride) * words, x.data(), words * 4);
         block_mix(x.data(), y.data(), r);
         x.swap(y);
     }
     std::size_t const last = (2 * r - 1) * 16;  // Integerify reads the last block's first 8 bytes
     for (std::uint64_t i = 0; i < n; ++i) {
         std::uint64_t const j = (std::uint64_t(x[last]) | std::uint64_t(x[last + 1]) << 32) & (n - 1);
-        std::uint32_t const* vj = v.data() + std::size_t(j / stride) * words;
+        std::uint32_t const* vj = v + std::size_t(j / stride) * words;
         if (std::uint64_t steps = j % stride) {
             block_mix(vj, t.data(), r);
             while (--steps) block_mix(t.data(), u.data(), r), t.swap(u);

@@ -38,8 +38,7 @@ public:
     static constexpr std::size_t initial_window = 4 << 20;
 
     stream(Chunker const& c, Read read, scratch_bytes& buffer)
-        : chunker_(c), read_(std::move(read)), buf_(buffer.get(2 * c.max_size())), size_(2 * c.max_size()),
-          window_(std::min(initial_window, c.max_size())) {}
+        : chunker_(c), read_(std::move(read)), buf_(buffer.get(2 * c.max_size())), window_(std::min(initial_window, c.max_size())) {}
 
     /// The next chunk (valid until the following call), an empty optional at the end, or a read error.
     result<std::optional<byte_span>> next() {
@@ -62,7 +61,7 @@ private:
     // buffer's start first when the window would pass 2·window_ (the buffer holds 2·max).
     result<void> fill() {
         if (end_ - pos_ >= window_ || eof_) return {};
-        std::size_t const limit = std::min(2 * window_, size_);
+        std::size_t const limit = std::min(2 * window_, 2 * chunker_.max_size());
         if (pos_ + window_ > limit) {
             std::memmove(buf_, buf_ + pos_, end_ - pos_);
             end_ -= pos_, pos_ = 0;
@@ -78,8 +77,7 @@ private:
 
     Chunker const& chunker_;
     Read read_;
-    std::byte* buf_;  // (the caller's scratch_bytes)
-    std::size_t size_;
+    std::byte* buf_;  // the caller's scratch_bytes, 2 · max_size() bytes
     std::size_t pos_ = 0, end_ = 0;
     std::size_t window_;
     bool eof_ = false;

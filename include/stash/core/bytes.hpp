@@ -102,7 +102,7 @@ class scratch_bytes {
 public:
     std::byte* get(std::size_t n) {
         if (n > size_) {
-            p_.reset();  // (the old block goes first: the two do not add up)
+            p_.reset(), size_ = 0;  // (the old block goes first: the two do not add up)
             p_ = make_huge_array<std::byte>(n);
             size_ = n;
         }

@@ -44,8 +44,9 @@ inline result<void> scrypt(std::string_view password, byte_span salt, scrypt_par
     };
     if (!pbkdf2(salt, b)) return make_error(errc::invalid_argument, "scrypt: PBKDF2 failed");
     // 16 MiB at restic's default cost: in huge pages, a command's key takes 80 ms instead of 150.
-    auto v = make_huge_array<std::uint32_t>(std::size_t(prm.n / 2) * 32 * prm.r);
-    for (std::uint32_t i = 0; i < prm.p; ++i) detail::romix(b.data() + i * block, prm.n, prm.r, 2, v.get());
+    constexpr std::uint64_t stride = 2;  // (detail::romix keeps every second state)
+    auto v = make_huge_array<std::uint32_t>(std::size_t(prm.n / stride) * 32 * prm.r);
+    for (std::uint32_t i = 0; i < prm.p; ++i) detail::romix(b.data() + i * block, prm.n, prm.r, stride, v.get());
     if (!pbkdf2(b, out)) return make_error(errc::invalid_argument, "scrypt: PBKDF2 failed");
     return {};
 }

@@ -86,6 +86,7 @@ public:
         // Reserved, not touched: a packer's pages become resident only as it fills. (A compressor
         // writes into it at up to its bound: zstd's is the size plus 1/256.)
         for (unsigned i = 0; i <= threads_; ++i) packers_.emplace_back(opt.pack_size + ch.max_size() + ch.max_size() / 128 + 4096);
+        for (unsigned i = 0; i < threads_; ++i) copies_.push_back(std::make_shared<scratch_bytes>());  // (empty until used)
     }
 
     result<backup_summary> run() {
@@ -619,11 +620,7 @@ private:
     // pages, a chunk past that refaults 2 MiB at a time), not the largest chunk it ever held.
     std::shared_ptr<scratch_bytes> take_copy_buffer() {
         std::lock_guard lk(copies_mu_);
-        if (copies_.empty()) {
-            if (copies_made_ == threads_) return nullptr;
-            ++copies_made_;
-            return std::make_shared<scratch_bytes>();
-        }
+        if (copies_.empty()) return nullptr;
         auto b = std::move(copies_.back());
         copies_.pop_back();
         return b;
@@ -764,8 +761,7 @@ private:
     std::vector<Compressor> compressors_;
     std::vector<scratch_bytes> buffers_;  // read buffers (chunk::stream), one per worker
     std::mutex copies_mu_;
-    std::vector<std::shared_ptr<scratch_bytes>> copies_;  // (take_copy_buffer)
-    unsigned copies_made_ = 0;  // (guarded by copies_mu_)
+    std::vector<std::shared_ptr<scratch_bytes>> copies_;  // the free ones (take_copy_buffer)
     std::mutex tree_mu_;
     packer tree_packer_{0};
     std::atomic<bool> staging_{true};  // until the backend says it cannot stage files

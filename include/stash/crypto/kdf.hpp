@@ -29,8 +29,9 @@ struct scrypt_params {
 
 /** Derives `out.size()` bytes with scrypt (RFC 7914 §6): PBKDF2-HMAC-SHA256 (OpenSSL) around our
     ROMix, which keeps every second state (`detail::romix`): restic's default cost (n = 2^15, r = 8)
-    then needs 16 MiB instead of 32, for ~25% more time (~0.1 s). OpenSSL's scrypt has no such
-    trade-off, and its 32 MiB made every command's peak memory. Errors: `errc::invalid_argument` for
+    then needs 16 MiB instead of 32, for ~25% more work (65 ms in all with the SSE2 Salsa20/8 on
+    the project's machine, `bench/micro` BM_scrypt). OpenSSL's scrypt has no such trade-off, and its
+    32 MiB made every command's peak memory. Errors: `errc::invalid_argument` for
     parameters restic rejects. */
 inline result<void> scrypt(std::string_view password, byte_span salt, scrypt_params prm, mutable_byte_span out) {
     if (!prm.valid()) return make_error(errc::invalid_argument, "invalid scrypt parameters");

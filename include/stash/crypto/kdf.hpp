@@ -8,8 +8,12 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <string_view>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 namespace stash::crypto {
@@ -31,8 +35,9 @@ struct scrypt_params {
     ROMix, which keeps every second state (`detail::romix`): restic's default cost (n = 2^15, r = 8)
     then needs 16 MiB instead of 32, for ~25% more work (65 ms in all with the SSE2 Salsa20/8 on
     the project's machine, `bench/micro` BM_scrypt). OpenSSL's scrypt has no such trade-off, and its
-    32 MiB made every command's peak memory. Errors: `errc::invalid_argument` for
-    parameters restic rejects. */
+    32 MiB made every command's peak memory. With p > 1, up to 4 ROMix runs at once (one thread and
+    one scratch each). Errors: `errc::invalid_argument` for parameters restic rejects, `errc::io`
+    when the scratch memory cannot be had. */
 inline result<void> scrypt(std::string_view password, byte_span salt, scrypt_params prm, mutable_byte_span out) {
     if (!prm.valid()) return make_error(errc::invalid_argument, "invalid scrypt parameters");
     std::size_t const block = 128 * std::size_t(prm.r);
@@ -46,8 +51,27 @@ inline result<void> scrypt(std::string_view password, byte_span salt, scrypt_par
     if (!pbkdf2(salt, b)) return make_error(errc::invalid_argument, "scrypt: PBKDF2 failed");
     // 16 MiB at restic's default cost: in huge pages, a command's key takes 80 ms instead of 150.
     constexpr std::uint64_t stride = 2;  // (detail::romix keeps every second state)
-    auto v = make_huge_array<std::uint32_t>(std::size_t(prm.n / stride) * 32 * prm.r);
-    for (std::uint32_t i = 0; i < prm.p; ++i) detail::romix(b.data() + i * block, prm.n, prm.r, stride, v.get());
+    std::size_t const scratch_words = std::size_t(prm.n / stride) * 32 * prm.r;
+    // The p ROMix runs are independent: keys restic writes use p = 8 (calibrated to ~0.5 s), so
+    // they run on up to 4 threads, each with its own scratch.
+    std::atomic<std::uint32_t> next{0}, done{0};
+    auto work = [&]() noexcept {
+        try {
+            auto v = make_huge_array<std::uint32_t>(scratch_words);
+            for (std::uint32_t i; (i = next++) < prm.p; ++done) detail::romix(b.data() + i * block, prm.n, prm.r, stride, v.get());
+        } catch (std::bad_alloc const&) {  // the run it held stays undone: reported below
+        }
+    };
+    {
+        std::vector<std::jthread> helpers;
+        unsigned const threads = std::min({prm.p, std::max(1u, std::thread::hardware_concurrency()), 4u});
+        try {
+            for (unsigned t = 1; t < threads; ++t) helpers.emplace_back(work);
+        } catch (std::system_error const&) {  // fewer threads: the runs are shared by those started
+        }
+        work();
+    }
+    if (done != prm.p) return make_error(errc::io, "scrypt: not enough memory for the key's cost parameters");
     if (!pbkdf2(b, out)) return make_error(errc::invalid_argument, "scrypt: PBKDF2 failed");
     return {};
 }

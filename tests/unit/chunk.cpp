@@ -309,6 +309,48 @@ TEMPLATE_LIST_TEST_CASE("chunker conformance", "[chunk][conformance]", stock_chu
     }
 }
 
+// --- FastCDC's two-bytes-a-step loop against the paper's one byte at a time -------------------------
+
+TEST_CASE("fastcdc cuts where the paper's byte loop with the documented gear table does", "[chunk][fastcdc]") {
+    // The table as the header documents it: SplitMix64 from seed 0x5354415348.
+    std::array<std::uint64_t, 256> gear{};
+    std::uint64_t seed = 0x5354415348;
+    for (auto& v : gear) {
+        std::uint64_t z = (seed += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        v = z ^ (z >> 31);
+    }
+    auto reference = [&](byte_span s, std::size_t min, std::size_t avg, std::size_t max) -> std::size_t {
+        if (s.size() <= min) return s.size();
+        unsigned const bits = unsigned(std::bit_width(avg) - 1);
+        std::uint64_t const small = ~0ull << (64 - (bits + 2)), large = ~0ull << (64 - (bits - 2));
+        std::size_t const end = std::min(s.size(), max), normal = std::min(end, avg);
+        std::uint64_t h = 0;
+        for (std::size_t i = min; i < end; ++i) {
+            h = (h << 1) + gear[std::uint8_t(s[i])];
+            if (!(h & (i < normal ? small : large))) return i + 1;
+        }
+        return end;
+    };
+    std::string text;
+    std::mt19937 g(9);
+    while (text.size() < 3 * 1024 * 1024) text += "static int f" + std::to_string(g() % 4093) + "(void);\n";
+    // Odd and even minimums, so both phases start on either parity and end with a single byte.
+    for (auto const& [min, avg, max] : {std::tuple{2048u, 8192u, 65536u}, std::tuple{2047u, 8192u, 65536u}, std::tuple{4097u, 8192u, 16385u}}) {
+        policies::chunk::fastcdc const c(min, avg, max);
+        for (bytes const& data : {splitmix_bytes(3 * 1024 * 1024 + 5, 21), to_bytes(text)}) {
+            std::size_t cuts = 0;
+            for (byte_span rest = data; !rest.empty(); ++cuts) {
+                std::size_t const n = c.cut(rest);
+                REQUIRE(n == reference(rest, min, avg, max));
+                rest = rest.subspan(n);
+            }
+            CHECK(cuts > 100);
+        }
+    }
+}
+
 // --- the vector kernels of the hashless chunkers against their portable loops ----------------------
 
 namespace {

@@ -41,18 +41,38 @@ public:
         std::size_t const normal = std::min(end, avg_);
         std::uint64_t h = 0;
         std::size_t i = min_;
-        for (; i < normal; ++i) {
-            h = (h << 1) + g[p[i]];
-            if (!(h & mask_s_)) return i + 1;
-        }
-        for (; i < end; ++i) {
-            h = (h << 1) + g[p[i]];
-            if (!(h & mask_l_)) return i + 1;
-        }
+        if (std::size_t c = scan(p, i, normal, h, mask_s_, g)) return c;
+        if (std::size_t c = scan(p, i, end, h, mask_l_, g)) return c;
         return end;
     }
 
 private:
+    // Rolls bytes [i, end) into h and returns the cut (one past the byte whose hash has none of
+    // `mask`'s bits), or 0 with i = end. Two bytes a step, with the paper's cut points: after bytes
+    // b0, b1 the hash is 4h + (2·G[b0] + G[b1]), and the second term does not wait for h, so the
+    // chain carried from step to step is one shift-and-add per two bytes instead of two (the idea
+    // of FastCDC 2020's "rolling two bytes", IEEE TPDS 33(9), kept here to the same hash).
+    static std::size_t scan(std::uint8_t const* p, std::size_t& i, std::size_t end, std::uint64_t& h, std::uint64_t mask,
+                            std::array<std::uint64_t, 256> const& g) noexcept {
+        for (; i + 2 <= end; i += 2) {
+            std::uint64_t const g0 = g[p[i]];
+            std::uint64_t const first = (h << 1) + g0;
+            std::uint64_t pair = (g0 << 1) + g[p[i + 1]];
+#if defined(__GNUC__)
+            asm("" : "+r"(pair));  // else GCC reassociates the sum and puts both adds back on the chain
+#endif
+            h = (h << 2) + pair;
+            if (!(first & mask)) return i + 1;
+            if (!(h & mask)) return i + 2;
+        }
+        if (i < end) {
+            h = (h << 1) + g[p[i]];
+            if (!(h & mask)) return ++i;
+            ++i;
+        }
+        return 0;
+    }
+
     static constexpr std::uint64_t high_bits(unsigned k) noexcept { return k >= 64 ? ~0ull : ~0ull << (64 - k); }
 
     static std::array<std::uint64_t, 256> const& gear() noexcept {

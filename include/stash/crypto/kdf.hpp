@@ -33,7 +33,7 @@ struct scrypt_params {
 
 /** Derives `out.size()` bytes with scrypt (RFC 7914 §6): PBKDF2-HMAC-SHA256 (OpenSSL) around our
     ROMix, which keeps every second state (`detail::romix`): restic's default cost (n = 2^15, r = 8)
-    then needs 16 MiB instead of 32, for ~25% more work (65 ms in all with the SSE2 Salsa20/8 on
+    then needs 16 MiB instead of 32, for ~25% more work (55 ms in all with the SSE2 Salsa20/8 on
     the project's machine, `bench/micro` BM_scrypt). OpenSSL's scrypt has no such trade-off, and its
     32 MiB made every command's peak memory. With p > 1, up to 4 ROMix runs at once (one thread and
     one scratch each). Errors: `errc::invalid_argument` for parameters restic rejects, `errc::io`
@@ -49,11 +49,11 @@ inline result<void> scrypt(std::string_view password, byte_span salt, scrypt_par
                                  EVP_sha256(), int(to.size()), reinterpret_cast<unsigned char*>(to.data())) == 1;
     };
     if (!pbkdf2(salt, b)) return make_error(errc::invalid_argument, "scrypt: PBKDF2 failed");
-    // 16 MiB at restic's default cost: in huge pages, a command's key takes 80 ms instead of 150.
+    // 16 MiB at restic's default cost, in huge pages (with the scalar core: 80 ms instead of 150).
     constexpr std::uint64_t stride = 2;  // (detail::romix keeps every second state)
     std::size_t const scratch_words = std::size_t(prm.n / stride) * 32 * prm.r;
-    // The p ROMix runs are independent: keys restic writes use p = 8 (calibrated to ~0.5 s), so
-    // they run on up to 4 threads, each with its own scratch.
+    // The p ROMix runs are independent: restic calibrates its keys to ~0.5 s and wrote p = 8 on
+    // the project's machine, so they run on up to 4 threads, each with its own scratch.
     std::atomic<std::uint32_t> next{0}, done{0};
     auto work = [&]() noexcept {
         try {

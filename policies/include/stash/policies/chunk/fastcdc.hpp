@@ -65,10 +65,9 @@ private:
             if (!(first & mask)) return i + 1;
             if (!(h & mask)) return i + 2;
         }
-        if (i < end) {
-            h = (h << 1) + g[p[i]];
-            if (!(h & mask)) return ++i;
-            ++i;
+        if (i < end) {  // one byte left
+            h = (h << 1) + g[p[i++]];
+            if (!(h & mask)) return i;
         }
         return 0;
     }

@@ -54,17 +54,30 @@ inline result<void> scrypt(std::string_view password, byte_span salt, scrypt_par
     std::size_t const scratch_words = std::size_t(prm.n / stride) * 32 * prm.r;
     // The p ROMix runs are independent: restic calibrates its keys to ~0.5 s and wrote p = 8 on
     // the project's machine, so they run on up to 4 threads, each with its own scratch.
+    unsigned const cores = std::max(1u, std::thread::hardware_concurrency());
     std::atomic<std::uint32_t> next{0}, done{0};
     auto work = [&]() noexcept {
         try {
             auto v = make_huge_array<std::uint32_t>(scratch_words);
+            // One run and a spare core (restic's default p = 1): that core maps the scratch's pages
+            // from the far end while ROMix's first loop fills it from the front. Fresh pages can
+            // cost: their zeroing took 27-40 ms of a 110 ms command on the project's machine, right
+            // after another process had freed much memory (2 ms in a warm loop).
+            std::jthread prefault;
+            if (prm.p == 1 && cores > 1) {
+                auto* s = reinterpret_cast<std::byte*>(v.get());
+                try {
+                    prefault = std::jthread([s, e = s + scratch_words * 4] { prefault_pages(s, e); });
+                } catch (std::system_error const&) {  // no thread: ROMix faults them in itself
+                }
+            }
             for (std::uint32_t i; (i = next++) < prm.p; ++done) detail::romix(b.data() + i * block, prm.n, prm.r, stride, v.get());
         } catch (std::bad_alloc const&) {  // the run it held stays undone: reported below
         }
     };
     {
         std::vector<std::jthread> helpers;
-        unsigned const threads = std::min({prm.p, std::max(1u, std::thread::hardware_concurrency()), 4u});
+        unsigned const threads = std::min({prm.p, cores, 4u});
         try {
             for (unsigned t = 1; t < threads; ++t) helpers.emplace_back(work);
         } catch (std::system_error const&) {  // fewer threads: the runs are shared by those started

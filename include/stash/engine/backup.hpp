@@ -702,7 +702,7 @@ private:
         p.stream.reset();
         p.b.reset();
         p.b.release_pages(streamed ? streamed_keep : 0);
-        if (r && repo_.pending_index_blobs() >= repo::index_file_blobs(repo_.compression())) {
+        if (r && repo_.pending_index_blobs() >= repo::index_file_blobs) {
             auto f = repo_.flush_index();
             if (!f) return fail(f.error());
         }

@@ -398,7 +398,7 @@ result<prune_stats> prune(Repo& repo, prune_options const& opt) {
     std::set<id> gone(plan->repack.begin(), plan->repack.end());
     gone.insert(plan->remove.begin(), plan->remove.end());
     gone.insert(plan->forget.begin(), plan->forget.end());
-    std::size_t const per_file = repo::index_file_blobs(repo.compression());
+    std::size_t const per_file = repo::index_file_blobs;
     std::vector<repo::indexed_pack> batch;
     std::size_t batch_blobs = 0;
     bool first = true;
@@ -406,7 +406,7 @@ result<prune_stats> prune(Repo& repo, prune_options const& opt) {
         if (batch.empty()) return {};
         std::vector<id> const none;
         auto const& supersedes = first ? idx->files : none;
-        // Written in pieces, as a backup's index is: a full batch (150,000 blobs) is ~25 MiB of JSON.
+        // Written in pieces, as a backup's index is: a full batch (40,000 blobs) is ~7 MiB of JSON.
         auto r = repo.save_unpacked_from(file_type::index, [&](auto&& sink) { repo::write_index_json(batch, supersedes, sink); });
         if (!r) return std::move(r).error();
         ++st.index_files_written;

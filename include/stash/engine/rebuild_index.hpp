@@ -111,14 +111,14 @@ result<rebuild_index_stats> rebuild_index(Repo& repo, rebuild_index_options cons
     detail::run_workers(opt.threads, to_read.size(), work);
     st.packs = result_packs.size();
 
-    std::size_t const per_file = repo::index_file_blobs(repo.compression());
+    std::size_t const per_file = repo::index_file_blobs;
     std::vector<repo::indexed_pack> batch;
     std::size_t batch_blobs = 0;
     auto write_batch = [&]() -> result<void> {
         if (batch.empty()) return {};
         std::vector<id> const none;
         auto const& supersedes = st.index_files_written == 0 ? *files : none;
-        // Written in pieces, as a backup's index is: a full batch (150,000 blobs) is ~25 MiB of JSON.
+        // Written in pieces, as a backup's index is: a full batch (40,000 blobs) is ~7 MiB of JSON.
         auto r = repo.save_unpacked_from(file_type::index, [&](auto&& sink) { repo::write_index_json(batch, supersedes, sink); });
         if (!r) return std::move(r).error();
         ++st.index_files_written;

@@ -33,9 +33,9 @@ struct scrypt_params {
 
 /** Derives `out.size()` bytes with scrypt (RFC 7914 §6): PBKDF2-HMAC-SHA256 (OpenSSL) around our
     ROMix, which keeps every second state (`detail::romix`): restic's default cost (n = 2^15, r = 8)
-    then needs 16 MiB instead of 32, for ~25% more work (55 ms in all with the SSE2 Salsa20/8 on
-    the project's machine, `bench/micro` BM_scrypt). OpenSSL's scrypt has no such trade-off, and its
-    32 MiB made every command's peak memory. With p > 1, up to 4 ROMix runs at once (one thread and
+    then needs 16 MiB instead of 32, for ~25% more work (on the project's Xeon 55 ms in all with
+    the SSE2 Salsa20/8, 37 ms with AVX-512VL's rotates: `bench/micro` BM_scrypt). OpenSSL's scrypt
+    has no such trade-off, and its 32 MiB made every command's peak memory. With p > 1, up to 4 ROMix runs at once (one thread and
     one scratch each). Errors: `errc::invalid_argument` for parameters restic rejects, `errc::io`
     when the scratch memory cannot be had. */
 inline result<void> scrypt(std::string_view password, byte_span salt, scrypt_params prm, mutable_byte_span out) {
@@ -71,7 +71,7 @@ inline result<void> scrypt(std::string_view password, byte_span salt, scrypt_par
                 } catch (std::system_error const&) {  // no thread: ROMix faults them in itself
                 }
             }
-            for (std::uint32_t i; (i = next++) < prm.p; ++done) detail::romix(b.data() + i * block, prm.n, prm.r, stride, v.get());
+            for (std::uint32_t i; (i = next++) < prm.p; ++done) detail::romix_best(b.data() + i * block, prm.n, prm.r, stride, v.get());
         } catch (std::bad_alloc const&) {  // the run it held stays undone: reported below
         }
     };

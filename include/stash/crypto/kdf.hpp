@@ -34,10 +34,10 @@ struct scrypt_params {
 /** Derives `out.size()` bytes with scrypt (RFC 7914 §6): PBKDF2-HMAC-SHA256 (OpenSSL) around our
     ROMix, which keeps every second state (`detail::romix`): restic's default cost (n = 2^15, r = 8)
     then needs 16 MiB instead of 32, for ~25% more work (on the project's Xeon 55 ms in all with
-    the SSE2 Salsa20/8, 37 ms with AVX-512VL's rotates: `bench/micro` BM_scrypt). OpenSSL's scrypt
-    has no such trade-off, and its 32 MiB made every command's peak memory. With p > 1, up to 4 ROMix runs at once (one thread and
-    one scratch each). Errors: `errc::invalid_argument` for parameters restic rejects, `errc::io`
-    when the scratch memory cannot be had. */
+    the SSE2 Salsa20/8, 39 ms with AVX-512VL's rotates: `bench/micro` BM_scrypt). OpenSSL's scrypt
+    has no such trade-off, and its 32 MiB made every command's peak memory. With p > 1, up to 4
+    ROMix runs at once (one thread and one scratch each). Errors: `errc::invalid_argument` for
+    parameters restic rejects, `errc::io` when the scratch memory cannot be had. */
 inline result<void> scrypt(std::string_view password, byte_span salt, scrypt_params prm, mutable_byte_span out) {
     if (!prm.valid()) return make_error(errc::invalid_argument, "invalid scrypt parameters");
     std::size_t const block = 128 * std::size_t(prm.r);

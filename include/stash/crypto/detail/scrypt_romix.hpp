@@ -153,8 +153,8 @@ inline void romix(std::byte* b, std::uint64_t n, std::size_t r, std::uint64_t st
 
 #if defined(__SSE2__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 /// `romix` compiled for AVX-512VL (all of it inlined here): Salsa20/8's rotates become one
-/// instruction each, 55 → 37 ms for restic's default cost on the project's Xeon. Only for CPUs
-/// that have it (`romix_best`).
+/// instruction each: 55 → 39 ms for restic's default cost on the project's Xeon (BM_scrypt). Only
+/// for CPUs that have it (`romix_best`).
 [[gnu::target("avx512f,avx512vl"), gnu::flatten]] inline void romix_avx512(std::byte* b, std::uint64_t n, std::size_t r,
                                                                            std::uint64_t stride, std::uint32_t* v) {
     romix(b, n, r, stride, v);

@@ -389,7 +389,7 @@ void same_cuts(C const& c, bytes const& data) {
 }  // namespace
 
 TEST_CASE("SeqCDC and RAM: the vector kernels cut where the portable loops do", "[chunk][simd]") {
-    if (!policies::chunk::detail::has_avx512bw()) WARN("this CPU lacks AVX-512BW/BMI2: both calls run the portable loop");
+    if (!stash::has_avx512bw()) WARN("this CPU lacks AVX-512BW/BMI2: both calls run the portable loop");
     auto const inputs = kernel_inputs();
     for (unsigned seq : {1u, 2u, 3u, 5u, 8u, 16u})
         for (unsigned trigger : {1u, 7u, 50u, 1000u})

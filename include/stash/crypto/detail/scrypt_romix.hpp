@@ -1,6 +1,8 @@
 // scrypt's ROMix (RFC 7914 §3–5) in half the memory: the core of `crypto::scrypt`.
 #pragma once
 
+#include <stash/core/cpu.hpp>
+
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -151,21 +153,20 @@ inline void romix(std::byte* b, std::uint64_t n, std::size_t r, std::uint64_t st
     }
 }
 
-#if defined(__SSE2__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef STASH_X86
 /// `romix` compiled for AVX-512VL (all of it inlined here): Salsa20/8's rotates become one
 /// instruction each: 55 → 39 ms for restic's default cost on the project's Xeon (BM_scrypt). Only
 /// for CPUs that have it (`romix_best`).
-[[gnu::target("avx512f,avx512vl"), gnu::flatten]] inline void romix_avx512(std::byte* b, std::uint64_t n, std::size_t r,
-                                                                           std::uint64_t stride, std::uint32_t* v) {
+[[gnu::flatten]] STASH_TARGET_AVX512VL inline void romix_avx512(std::byte* b, std::uint64_t n, std::size_t r,
+                                                                 std::uint64_t stride, std::uint32_t* v) {
     romix(b, n, r, stride, v);
 }
 #endif
 
 /// `romix` for this CPU: the AVX-512VL build where the CPU has it, else the portable one.
 inline void romix_best(std::byte* b, std::uint64_t n, std::size_t r, std::uint64_t stride, std::uint32_t* v) {
-#if defined(__SSE2__) && defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    static bool const avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-    if (avx512) return romix_avx512(b, n, r, stride, v);
+#ifdef STASH_X86
+    if (has_avx512vl()) return romix_avx512(b, n, r, stride, v);
 #endif
     romix(b, n, r, stride, v);
 }

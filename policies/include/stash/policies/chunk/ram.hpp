@@ -2,13 +2,13 @@
 #pragma once
 
 #include <stash/concepts/chunker.hpp>
-#include <stash/policies/chunk/detail/cpu.hpp>
+#include <stash/core/cpu.hpp>
 
 #include <algorithm>
 #include <bit>
 #include <cstdint>
 
-#ifdef STASH_CHUNK_X86
+#ifdef STASH_X86
 #include <immintrin.h>
 #endif
 
@@ -42,8 +42,8 @@ public:
         if (s.size() <= window_) return s.size();
         auto const* b = reinterpret_cast<std::uint8_t const*>(s.data());
         std::size_t const end = std::min(s.size(), max_);
-#ifdef STASH_CHUNK_X86
-        if (detail::has_avx512bw()) return cut_avx512(b, end);
+#ifdef STASH_X86
+        if (stash::has_avx512bw()) return cut_avx512(b, end);
 #endif
         return cut_loop(b, end);
     }
@@ -62,7 +62,7 @@ private:
         return end;
     }
 
-#ifdef STASH_CHUNK_X86
+#ifdef STASH_X86
     STASH_TARGET_AVX512BW std::size_t cut_avx512(std::uint8_t const* b, std::size_t end) const noexcept {
         __m512i m0 = _mm512_setzero_si512(), m1 = m0, m2 = m0, m3 = m0;
         std::size_t i = 0;

@@ -2,13 +2,13 @@
 #pragma once
 
 #include <stash/concepts/chunker.hpp>
-#include <stash/policies/chunk/detail/cpu.hpp>
+#include <stash/core/cpu.hpp>
 
 #include <algorithm>
 #include <bit>
 #include <cstdint>
 
-#ifdef STASH_CHUNK_X86
+#ifdef STASH_X86
 #include <immintrin.h>
 #endif
 
@@ -64,8 +64,8 @@ public:
         if (s.size() <= p_.min) return s.size();
         auto const* b = reinterpret_cast<std::uint8_t const*>(s.data());
         std::size_t const end = std::min(s.size(), p_.max);
-#ifdef STASH_CHUNK_X86
-        if (detail::has_avx512bw()) return cut_avx512(b, end);
+#ifdef STASH_X86
+        if (stash::has_avx512bw()) return cut_avx512(b, end);
 #endif
         return scan(b, p_.min, end, 0, 0);
     }
@@ -94,7 +94,7 @@ private:
         return end;
     }
 
-#ifdef STASH_CHUNK_X86
+#ifdef STASH_X86
     // 64 pairs a step. Bit i of `rise`/`fall` is pair j+i. `pext(rise, rise|fall)` lists the k unequal
     // pairs in order (1 = rise); `hist` holds the last sequence−1 of them from earlier steps (bit
     // sequence−2 the latest, 0 before the first), so a run may span steps.

@@ -1,0 +1,40 @@
+// Run-time CPU feature checks, for code that has a vector kernel beside its portable one.
+#pragma once
+
+namespace stash {
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define STASH_X86 1
+/// Attribute for a function compiled for AVX-512BW with BMI2 (pext/pdep), whatever `-march` says.
+#define STASH_TARGET_AVX512BW __attribute__((target("avx512f,avx512bw,bmi,bmi2,popcnt")))
+/// Attribute for a function compiled for AVX-512VL (512-bit instructions on 128-bit vectors).
+#define STASH_TARGET_AVX512VL __attribute__((target("avx512f,avx512vl")))
+#endif
+
+/// True when this CPU runs AVX-512BW and BMI2 (checked once per process): the chunkers' kernels.
+inline bool has_avx512bw() noexcept {
+#ifdef STASH_X86
+    static bool const yes = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi2");
+    }();
+    return yes;
+#else
+    return false;
+#endif
+}
+
+/// True when this CPU runs AVX-512VL (checked once per process): scrypt's ROMix.
+inline bool has_avx512vl() noexcept {
+#ifdef STASH_X86
+    static bool const yes = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    }();
+    return yes;
+#else
+    return false;
+#endif
+}
+
+}  // namespace stash

@@ -150,13 +150,13 @@ struct reference_rabin {
 
 }  // namespace
 
-TEST_CASE("Rabin chunker: two lanes, two bytes a step, cut where restic's byte-by-byte loop does", "[chunk][rabin]") {
+TEST_CASE("Rabin chunker: three lanes, two bytes a step, cut where restic's byte-by-byte loop does", "[chunk][rabin]") {
     chunk::polynomial const pol{0x3DA3358B4DC173};
-    // Small masks put cuts in the first lane, the second, both, and near block edges.
+    // Small masks put cuts in each lane, in several at once, and near block edges.
     struct { unsigned bits; std::size_t min, max, size; } const shapes[] = {
         {12, 4096, 1 << 20, 4 << 20}, {16, 8192, 1 << 20, 8 << 20}, {17, 65536, 2 << 20, 8 << 20}, {20, 512 * 1024, 8 << 20, 24 << 20},
         // Long chunks: past chunk::stream's first 4 MiB window, and (bits 30) always the maximum, where
-        // the two lanes end exactly at the limit.
+        // the lanes end exactly at the limit.
         {22, 512 * 1024, 8 << 20, 40 << 20}, {30, 512 * 1024, 8 << 20, 20 << 20}};
     for (auto const& sh : shapes) {
         rabin const fast(pol, sh.bits, sh.min, sh.max);

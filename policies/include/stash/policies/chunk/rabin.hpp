@@ -17,7 +17,7 @@ namespace stash::policies::chunk {
     The window is read straight from the span (no ring buffer): hashing restarts at `min − 64` of each
     chunk, where restic's reset state has only the initial byte `1` left to slide out. Beyond that
     the fingerprint depends on the window alone, so the loop steps two bytes at a time and hashes
-    two 32 KiB blocks at once (two independent dependency chains); the first cut found in order wins.
+    three 16 KiB blocks at once (independent dependency chains); the first cut found in order wins.
 
     @par Concepts
     `stash::chunker`.
@@ -53,33 +53,48 @@ public:
         }
         // i == bytes consumed == chunk length so far, and i >= min holds from here on.
         if ((d & mask_) == 0 || i >= end) return {i, d};
-        // Two lanes: the fingerprint is a function of the 64-byte window alone, so the block after
-        // this one can be hashed at the same time from a fresh start 64 bytes before it. The two
-        // dependency chains interleave; a cut in the first block wins, and at most one block's
-        // worth of the second lane is wasted per chunk.
-        while (end - i >= 2 * block) {
-            std::size_t const j0 = i + block;
-            std::uint64_t e = warm_up(p + j0);
-            std::size_t a = i, b = j0;  // lane positions (bytes consumed)
-            std::uint64_t da1 = 0, db1 = 0;
-            for (; a < j0; a += 2, b += 2) {
-                da1 = half_step(d, p, a), db1 = half_step(e, p, b);
-                d = step(d, p, a), e = step(e, p, b);
-                if (((da1 & mask_) == 0) | ((d & mask_) == 0) | ((db1 & mask_) == 0) | ((e & mask_) == 0)) break;
+        // Lanes: the fingerprint is a function of the 64-byte window alone, so the blocks after this
+        // one can be hashed at the same time, each from a fresh start 64 bytes before it. The
+        // dependency chains interleave; the first cut in order wins, and at most a few blocks' worth
+        // of the later lanes is wasted per chunk.
+        while (end - i >= lanes * block) {
+            std::uint64_t f[lanes], h[lanes];  // each lane's fingerprint after two bytes, after one
+            std::size_t at[lanes];              // each lane's position (bytes consumed)
+            f[0] = d, at[0] = i;
+#pragma GCC unroll 4
+            for (std::size_t k = 1; k < lanes; ++k) at[k] = i + k * block, f[k] = warm_up(p + at[k]);
+            bool cut = false;
+            while (at[0] < i + block) {
+                bool any = false;
+#pragma GCC unroll 4
+                for (std::size_t k = 0; k < lanes; ++k) {
+                    h[k] = half_step(f[k], p, at[k]), f[k] = step(f[k], p, at[k]);
+                    any |= ((h[k] & mask_) == 0) | ((f[k] & mask_) == 0);
+                }
+                if (any) {
+                    cut = true;
+                    break;
+                }
+#pragma GCC unroll 4
+                for (std::size_t k = 0; k < lanes; ++k) at[k] += 2;
             }
-            if (a == j0) {  // no cut in either block
-                i = b, d = e;
+            if (!cut) {
+                i = at[lanes - 1], d = f[lanes - 1];
                 continue;
             }
-            if ((da1 & mask_) == 0) return {a + 1, da1};
-            if ((d & mask_) == 0) return {a + 2, d};
-            // Only the second lane cut: the rest of the first block may still hold an earlier one.
-            for (a += 2; a < j0; a += 2) {
-                da1 = half_step(d, p, a), d = step(d, p, a);
-                if ((da1 & mask_) == 0) return {a + 1, da1};
-                if ((d & mask_) == 0) return {a + 2, d};
+            // In lane order: a lane that cut at this step wins; one that did not may still cut in
+            // the rest of its block, alone.
+            for (std::size_t k = 0;; ++k) {
+                if ((h[k] & mask_) == 0) return {at[k] + 1, h[k]};
+                if ((f[k] & mask_) == 0) return {at[k] + 2, f[k]};
+                std::uint64_t e = f[k];
+                for (std::size_t a = at[k] + 2; a < i + (k + 1) * block; a += 2) {
+                    std::uint64_t const e1 = half_step(e, p, a);
+                    e = step(e, p, a);
+                    if ((e1 & mask_) == 0) return {a + 1, e1};
+                    if ((e & mask_) == 0) return {a + 2, e};
+                }
             }
-            return (db1 & mask_) == 0 ? std::pair{b + 1, db1} : std::pair{b + 2, e};
         }
         if (i == end) return {i, d};  // the lanes ended exactly at the maximum or the input's end
         for (; i + 2 <= end; i += 2) {
@@ -146,7 +161,10 @@ private:
         return d;
     }
 
-    static constexpr std::size_t block = 32 * 1024;  // per lane: 64 bytes of warm-up each is 0.2%
+    // Three lanes of 16 KiB: on `linux`'s large files 18% faster than two of 32 KiB (four were
+    // slower than three: the loop is bound by its table loads, not the chains' latency). The warm-up,
+    // 64 bytes a block, is 0.4%.
+    static constexpr std::size_t lanes = 3, block = 16 * 1024;
 
     // Fingerprint of a short final chunk that restic hashed partly (len in [min−64, min]).
     std::uint64_t fingerprint_of(byte_span s) const noexcept {

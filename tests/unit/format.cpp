@@ -495,6 +495,24 @@ TEST_CASE("index JSON round-trips with and without uncompressed_length", "[repo]
     REQUIRE(pieces.size() == 1);
     CHECK(pieces[0].pack == p.pack);
     CHECK(pieces[0].blobs == p.blobs);
+    // Fed in two pieces split anywhere, each piece's buffer overwritten once it is fed: a key whole in
+    // the first piece whose value starts in the second must not be read from the reused buffer.
+    for (std::size_t k = 1; k < j.size(); ++k) {
+        std::vector<repo::indexed_pack> got;
+        repo::index_reader r2("i", [&](repo::indexed_pack&& ip) -> result<void> {
+            got.push_back(std::move(ip));
+            return {};
+        });
+        std::string buf = j.substr(0, k);
+        REQUIRE(r2.feed(buf));
+        buf.assign(buf.size(), '#');
+        buf = j.substr(k);
+        REQUIRE(r2.feed(buf));
+        buf.assign(buf.size(), '#');
+        REQUIRE(r2.finish());
+        REQUIRE(got.size() == 1);
+        REQUIRE(got[0].blobs == p.blobs);
+    }
     auto bad = repo::parse_index(R"({"packs":[{"id":"zz","blobs":[]}]})", "index 1234");
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message.find("index 1234") != std::string::npos);

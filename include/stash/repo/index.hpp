@@ -85,6 +85,8 @@ namespace detail {
 template <class OnPack>
 struct index_visitor : json_visitor_base {
     enum role { other, top, packs, supersedes, pack, blobs, blob };
+    // Its strings are hex IDs and "data" or "tree"; others are skipped (see json_event_parser).
+    static constexpr bool checks_its_strings = true;
 
     OnPack& on_pack;
     std::vector<id>* superseded;

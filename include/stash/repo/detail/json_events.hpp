@@ -77,7 +77,8 @@ public:
     bool on_key(boost::json::string_view s, std::size_t, boost::json::error_code&) {
         // A key whole in the text being parsed is used where it lies, not copied (five keys a blob
         // in an index: their copies were 5% of loading one); `pin` keeps it past the text.
-        if (key_.empty() && s.data() >= input_.data() && s.data() + s.size() <= input_.data() + input_.size()) {
+        auto const at = reinterpret_cast<std::uintptr_t>(s.data()), in = reinterpret_cast<std::uintptr_t>(input_.data());
+        if (key_.empty() && at >= in && at + s.size() <= in + input_.size()) {
             key_view_ = std::string_view(s.data(), s.size());
         } else {
             key_.append(s.data(), s.size());
@@ -160,7 +161,8 @@ private:
     Visitor& v_;
     std::vector<bool> in_object_;
     std::string key_, taken_, str_;
-    std::string_view key_view_, input_;  // the pending key (in key_ or in the input); the input
+    std::string_view key_view_;  // the key waiting for its value: in key_, or in input_
+    std::string_view input_;     // the text being parsed
 };
 
 /// The same for a document that arrives in pieces (as it is decompressed): `feed` each, then `finish`.

@@ -3,6 +3,7 @@
 
 #include <stash/crypto/sealer.hpp>
 #include <stash/engine/detail/pool.hpp>
+#include <stash/engine/detail/tree_prefetch.hpp>
 #include <stash/engine/filter.hpp>
 #include <stash/engine/fs.hpp>
 #include <stash/engine/progress.hpp>
@@ -28,6 +29,11 @@ struct restore_options {
     std::vector<std::string> excludes;  ///< skip matching paths
     unsigned threads = 0;               ///< workers; 0 = one per core
     bool sparse = true;                 ///< leave holes where a blob is all zeros
+    /// Nodes of trees fetched ahead of the walk, level by level, and not yet reached (a few hundred
+    /// bytes each), for backends where each request waits on a network; 0 (the default: on a
+    /// local disk the second loader cost more than it saved) loads each directory's subtrees when
+    /// the walk gets there.
+    std::size_t prefetch_nodes = 0;
     progress_fn on_progress;
     std::chrono::milliseconds progress_interval{1000};
     /// Called for each path that could not be restored (path, message); the restore goes on.
@@ -82,7 +88,12 @@ public:
         {
             progress_reporter reporter(progress_, opt_.on_progress, opt_.progress_interval);
             pool_ = std::make_unique<pool>(threads_, 8 * threads_ + 16, 2 * threads_);
+            if (opt_.prefetch_nodes) {
+                prefetch_.emplace(repo_, [this](std::string const& v) { return selected(v, true); }, opt_.prefetch_nodes);
+                prefetch_->start(*nodes, vpath);
+            }
             walk(*nodes, target, vpath, open_dir(nullptr, target));
+            prefetch_.reset();  // every tree wanted has been taken
             batches_.flush(*pool_);
             pool_->join();
             for (auto const& [path, n] : links_) link(path, n);
@@ -188,7 +199,8 @@ private:
         auto subtree = [&]() -> result<std::vector<node>>& {
             if (next >= first_loaded + loaded.size()) {
                 first_loaded = next;
-                loaded = repo_.load_trees(std::span(subtrees).subspan(next, std::min<std::size_t>(64, subtrees.size() - next)));
+                auto const ids = std::span(subtrees).subspan(next, std::min<std::size_t>(64, subtrees.size() - next));
+                loaded = prefetch_ ? prefetch_->take(ids) : repo_.load_trees(ids);
             }
             return loaded[next++ - first_loaded];
         };
@@ -464,6 +476,7 @@ private:
     std::atomic<unsigned> open_dirs_{0};  // dir_fd's, declared before everything that holds them
     unsigned const dir_budget_ = dir_budget();
     std::unique_ptr<pool> pool_;
+    std::optional<tree_prefetch<Repo>> prefetch_;
     std::vector<scratch> scratch_;  // one per worker (pool index)
     progress_counters progress_;
     std::vector<std::pair<std::string, node>> dirs_, links_;
@@ -480,9 +493,10 @@ private:
     symlinks, FIFOs, devices (as root), hard links, then owner, mode, xattrs and times, directories
     last. Paths that cannot be restored are reported through `opt.on_error` and counted in `errors`.
     Reads: a large file in ranged reads of up to 16 MiB spread over the workers; small files 64 at a
-    time with their blobs grouped by pack; a directory's subtrees together. Memory: the nodes of the
-    files queued or being written (each freed with its file), the directories' nodes (their
-    metadata is set last), and up to 64 subtrees on each level of the current path. Descriptors:
+    time with their blobs grouped by pack; trees ahead of the walk, level by level, up to 256 a
+    request (`opt.prefetch_nodes`). Memory: the nodes of the files queued or being written (each
+    freed with its file), the directories' nodes (their metadata is set last), up to 64 subtrees on
+    each level of the current path, and up to `opt.prefetch_nodes` nodes fetched ahead. Descriptors:
     up to 64 packs, the files of the batches being written, and the directories of queued files
     (at most an eighth of RLIMIT_NOFILE, up to 1024).
     Errors: the target cannot be created or written; the snapshot's root tree cannot be loaded.

@@ -11,7 +11,7 @@ SRC=/usr/include
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"' EXIT
 : > "$WORK/violations"
-USES=300
+USES=100  # a token's requests (a restore fetches trees 256 a request: a few hundred requests in all)
 TOKEN_USES=$USES python3 "$DOUBLE" "$WORK/port" 000abc123 K001secretkey "$WORK/violations" &
 pid=$!
 for _ in $(seq 1 100); do [ -s "$WORK/port" ] && break; sleep 0.05; done

@@ -493,8 +493,8 @@ private:
     symlinks, FIFOs, devices (as root), hard links, then owner, mode, xattrs and times, directories
     last. Paths that cannot be restored are reported through `opt.on_error` and counted in `errors`.
     Reads: a large file in ranged reads of up to 16 MiB spread over the workers; small files 64 at a
-    time with their blobs grouped by pack; trees ahead of the walk, level by level, up to 256 a
-    request (`opt.prefetch_nodes`). Memory: the nodes of the files queued or being written (each
+    time with their blobs grouped by pack; a directory's subtrees together, or with
+    `opt.prefetch_nodes`, trees ahead of the walk, level by level, up to 256 a request. Memory: the nodes of the files queued or being written (each
     freed with its file), the directories' nodes (their metadata is set last), up to 64 subtrees on
     each level of the current path, and up to `opt.prefetch_nodes` nodes fetched ahead. Descriptors:
     up to 64 packs, the files of the batches being written, and the directories of queued files

@@ -150,6 +150,8 @@ int cmd_backup(globals const& g, backup_args const& a) {
     engine::backup_options opt;
     opt.paths = a.paths, opt.tags = a.tags, opt.excludes = a.excludes, opt.hostname = a.host, opt.force = a.force;
     opt.from_stdin = a.from_stdin, opt.stdin_filename = a.stdin_filename;
+    // Over a network, the parent snapshot's trees come ahead of the walk, many a request.
+    if (agent::is_remote(g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo)) opt.prefetch_nodes = 32768;
     if (!a.parent.empty()) opt.parent = check(r.find(file_type::snapshot, a.parent));
     if (!a.time.empty()) {
         std::string t = a.time;

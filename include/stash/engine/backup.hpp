@@ -5,6 +5,7 @@
 #include <stash/concepts/chunker.hpp>
 #include <stash/concepts/compressor.hpp>
 #include <stash/engine/detail/pool.hpp>
+#include <stash/engine/detail/tree_prefetch.hpp>
 #include <stash/engine/filter.hpp>
 #include <stash/engine/fs.hpp>
 #include <stash/engine/progress.hpp>
@@ -29,6 +30,10 @@ struct backup_options {
     std::optional<timestamp> time;      ///< snapshot time (default: now)
     unsigned threads = 0;               ///< workers; 0 = one per core
     std::size_t pack_size = 16 * 1024 * 1024;  ///< target pack size in bytes (restic's default)
+    /// Nodes of the parent snapshot's trees fetched ahead of the walk, level by level, and not yet
+    /// reached (a few hundred bytes each), for backends where each request waits on a network; 0
+    /// (the default) loads each directory's parent tree when the walk lists the directory.
+    std::size_t prefetch_nodes = 0;
     bool from_stdin = false;            ///< back up standard input as one file
     std::string stdin_filename = "stdin";
     int stdin_fd = 0;
@@ -125,6 +130,10 @@ public:
             auto t = repo_.load_tree(parent->snap.tree);
             if (!t) return std::move(t).error();
             parent_root = std::move(*t);
+            if (opt_.prefetch_nodes) {
+                prefetch_.emplace(repo_, [](std::string const&) { return true; }, opt_.prefetch_nodes);
+                prefetch_->start(parent_root, "");
+            }
         }
 
         std::promise<id> root_id;
@@ -164,6 +173,7 @@ public:
             batches_.flush(*pool_);
             root_future.wait();  // the walkers released their hold; workers finish the rest
             pool_->join();
+            prefetch_.reset();
             reporter.finish();
         }
         for (auto& p : packers_) flush_packer(p);
@@ -410,7 +420,7 @@ private:
     }
     // A parent tree that cannot be loaded only costs speed: its files are read again (empty).
     std::vector<node> load_previous(id const& tree) {
-        auto t = repo_.load_tree(tree);
+        auto t = prefetch_ ? std::move(prefetch_->take(std::span(&tree, 1))[0]) : repo_.load_tree(tree);
         return t ? std::move(*t) : std::vector<node>{};
     }
 
@@ -757,6 +767,7 @@ private:
     path_filter excludes_;
     unsigned threads_;
     std::unique_ptr<pool> pool_;
+    std::optional<tree_prefetch<Repo>> prefetch_;  // the parent snapshot's trees, on network backends
     std::vector<packer> packers_;
     std::vector<Compressor> compressors_;
     std::vector<scratch_bytes> buffers_;  // read buffers (chunk::stream), one per worker

@@ -796,7 +796,9 @@ private:
 
     Files are chunked by `ch`, new blobs compressed by `Compressor` (v2) and sealed, on one worker per
     core; the walker runs ahead with bounded queues. Unchanged files (restic's rule: same mtime,
-    ctime, size and inode as in the parent snapshot) are not read. Packs are uploaded before the index
+    ctime, size and inode as in the parent snapshot) are not read; the parent's trees are loaded as
+    directories are listed, or with `opt.prefetch_nodes` ahead of the walk, level by level, many a
+    request (for network backends). Packs are uploaded before the index
     that lists them, and the snapshot last, so an interrupted backup leaves a valid repository.
 
     Inputs that cannot be read are reported through `opt.on_error`, counted in `errors`, and left out

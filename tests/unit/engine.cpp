@@ -1,6 +1,6 @@
 // Retention policy helpers (restic's calendar rules: ISO weeks, AddDate normalization, durations),
 // prune's planning rules, and the trees restore fetches ahead of its walk.
-#include <stash/engine/detail/tree_prefetch.hpp>
+#include <stash/engine/tree_prefetch.hpp>
 #include <stash/engine/forget.hpp>
 #include <stash/engine/prune.hpp>
 #include <stash/policies/hash/sha256.hpp>
@@ -250,7 +250,7 @@ TEST_CASE("tree_prefetch hands a depth-first walk every tree, under any budget",
             f.calls = 0, f.loads = 0;
             std::size_t visited = 0, failed = 0;
             {
-                engine::detail::tree_prefetch<fake_trees> pf(f, want, budget, batch);
+                engine::tree_prefetch<fake_trees> pf(f, want, budget, batch);
                 pf.start(root, "");
                 std::function<void(std::vector<repo::node> const&, std::string const&)> walk = [&](auto const& ns, std::string const& vpath) {
                     std::vector<id> subs;

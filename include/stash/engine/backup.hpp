@@ -5,7 +5,7 @@
 #include <stash/concepts/chunker.hpp>
 #include <stash/concepts/compressor.hpp>
 #include <stash/engine/detail/pool.hpp>
-#include <stash/engine/detail/tree_prefetch.hpp>
+#include <stash/engine/tree_prefetch.hpp>
 #include <stash/engine/filter.hpp>
 #include <stash/engine/fs.hpp>
 #include <stash/engine/progress.hpp>
@@ -767,7 +767,7 @@ private:
     path_filter excludes_;
     unsigned threads_;
     std::unique_ptr<pool> pool_;
-    std::optional<tree_prefetch<Repo>> prefetch_;  // the parent snapshot's trees, on network backends
+    std::optional<engine::tree_prefetch<Repo>> prefetch_;  // the parent snapshot's trees, on network backends
     std::vector<packer> packers_;
     std::vector<Compressor> compressors_;
     std::vector<scratch_bytes> buffers_;  // read buffers (chunk::stream), one per worker

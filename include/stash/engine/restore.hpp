@@ -3,7 +3,7 @@
 
 #include <stash/crypto/sealer.hpp>
 #include <stash/engine/detail/pool.hpp>
-#include <stash/engine/detail/tree_prefetch.hpp>
+#include <stash/engine/tree_prefetch.hpp>
 #include <stash/engine/filter.hpp>
 #include <stash/engine/fs.hpp>
 #include <stash/engine/progress.hpp>
@@ -476,7 +476,7 @@ private:
     std::atomic<unsigned> open_dirs_{0};  // dir_fd's, declared before everything that holds them
     unsigned const dir_budget_ = dir_budget();
     std::unique_ptr<pool> pool_;
-    std::optional<tree_prefetch<Repo>> prefetch_;
+    std::optional<engine::tree_prefetch<Repo>> prefetch_;
     std::vector<scratch> scratch_;  // one per worker (pool index)
     progress_counters progress_;
     std::vector<std::pair<std::string, node>> dirs_, links_;

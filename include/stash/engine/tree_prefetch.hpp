@@ -16,7 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
-namespace stash::engine::detail {
+namespace stash::engine {
 
 /** Loads a snapshot's trees on a thread of its own ahead of a walk, level by level, up to `batch`
     trees a request (`Repo::load_trees` reads neighbouring blobs in one ranged read), so a walk over
@@ -161,4 +161,4 @@ private:
     std::thread thread_;
 };
 
-}  // namespace stash::engine::detail
+}  // namespace stash::engine

@@ -20,14 +20,17 @@ namespace stash::engine {
 
 /** Loads a snapshot's trees on a thread of its own ahead of a walk, level by level, up to `batch`
     trees a request (`Repo::load_trees` reads neighbouring blobs in one ranged read), so a walk over
-    a network backend waits on a few large reads instead of a round trip per directory, and on a
-    local one the first levels are decoded while the walk starts.
+    a network backend waits on a few large reads instead of a round trip per directory (`linux`
+    over REST with 0–20 ms a request: `ls` 54 → 1.2 s). On a local disk the second loader costs
+    more than it saves (trees the walk reached first are loaded twice): restore, backup and `ls`
+    use it for network repositories only.
 
     `Repo` has `load_trees(std::span<id const>) -> std::vector<result<std::vector<repo::node>>>`,
     callable from several threads at once. `want(vpath)` says whether the walk will descend into the
     directory at `vpath` (its filter); the walk's own requests go through `take`, which hands over
     what was fetched ahead, waits for trees being fetched, and loads the rest itself (so a tree the
-    walk reaches first costs it one request, as without this class, and errors are the loader's).
+    walk reaches first costs it one request, as without this class, and errors are the loader's);
+    several threads may call it at once (backup's listing workers do).
     Memory: at most `budget` nodes of trees fetched and not yet taken (each node a few hundred
     bytes), then fetching pauses until the walk catches up. Trees are immutable, so a tree fetched
     twice (the walk got there first) is only wasted work. Not copyable; the destructor stops and

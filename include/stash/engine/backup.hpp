@@ -5,11 +5,11 @@
 #include <stash/concepts/chunker.hpp>
 #include <stash/concepts/compressor.hpp>
 #include <stash/engine/detail/pool.hpp>
-#include <stash/engine/tree_prefetch.hpp>
 #include <stash/engine/filter.hpp>
 #include <stash/engine/fs.hpp>
 #include <stash/engine/progress.hpp>
 #include <stash/engine/snapshots.hpp>
+#include <stash/engine/tree_prefetch.hpp>
 
 #include <dirent.h>
 

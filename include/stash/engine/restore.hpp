@@ -3,11 +3,11 @@
 
 #include <stash/crypto/sealer.hpp>
 #include <stash/engine/detail/pool.hpp>
-#include <stash/engine/tree_prefetch.hpp>
 #include <stash/engine/filter.hpp>
 #include <stash/engine/fs.hpp>
 #include <stash/engine/progress.hpp>
 #include <stash/engine/snapshots.hpp>
+#include <stash/engine/tree_prefetch.hpp>
 
 #include <sys/resource.h>
 #include <sys/stat.h>

@@ -81,8 +81,11 @@ std::string read_password(globals const& g, bool confirm) {
     return prompt_password("enter password for repository: ", confirm);
 }
 
+// The repository named by -r, else by $RESTIC_REPOSITORY.
+std::string repo_location(globals const& g) { return g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo; }
+
 stock_repo open_repo(globals const& g) {
-    auto b = check(agent::backend_for(g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo, g.backend));
+    auto b = check(agent::backend_for(repo_location(g), g.backend));
     return check(stock_repo::open(std::move(b), read_password(g, false)));
 }
 
@@ -112,7 +115,7 @@ std::function<void(std::string const&, std::string const&)> path_error_printer(g
 int cmd_init(globals const& g, unsigned version, std::string const& chunker) {
     if (chunker != "rabin" && chunker != "fastcdc") throw fatal("--chunker must be rabin or fastcdc, not \"" + chunker + "\"");
     if (version != 1 && version != 2) throw fatal("--repository-version must be 1 or 2, not " + std::to_string(version));
-    std::string const where = g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo;
+    std::string const where = repo_location(g);
     auto b = check(agent::backend_for(where, g.backend));
     repo::init_options opt;
     opt.version = version;
@@ -157,7 +160,7 @@ int cmd_backup(globals const& g, backup_args const& a) {
     opt.paths = a.paths, opt.tags = a.tags, opt.excludes = a.excludes, opt.hostname = a.host, opt.force = a.force;
     opt.from_stdin = a.from_stdin, opt.stdin_filename = a.stdin_filename;
     // Over a network, the parent snapshot's trees come ahead of the walk, many a request.
-    if (agent::is_remote(g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo)) opt.prefetch_nodes = prefetch_nodes;
+    if (agent::is_remote(repo_location(g))) opt.prefetch_nodes = prefetch_nodes;
     if (!a.parent.empty()) opt.parent = check(r.find(file_type::snapshot, a.parent));
     if (!a.time.empty()) {
         std::string t = a.time;
@@ -223,7 +226,7 @@ int cmd_restore(globals const& g, std::string const& what, std::string const& ta
     opt.target = target, opt.subpath = sub, opt.includes = includes, opt.excludes = excludes;
     // Workers spend most of a network restore waiting on responses: keep eight requests in flight,
     // and fetch trees ahead of the walk, many a request, instead of a round trip per directory.
-    if (agent::is_remote(g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo)) opt.threads = 8, opt.prefetch_nodes = prefetch_nodes;
+    if (agent::is_remote(repo_location(g))) opt.threads = 8, opt.prefetch_nodes = prefetch_nodes;
     opt.on_progress = agent::progress_printer(g.json, g.quiet, "restore");
     opt.progress_interval = std::chrono::milliseconds(g.json ? 1000 : 200);
     opt.on_error = path_error_printer(g, nullptr);
@@ -303,7 +306,7 @@ int cmd_ls(globals const& g, std::string const& what, bool long_format) {
                     format_rfc3339(snap.snap.time) + "):");
     auto const root = check(r.load_tree(snap.snap.tree));
     std::optional<engine::tree_prefetch<stock_repo>> ahead;
-    if (agent::is_remote(g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo)) {
+    if (agent::is_remote(repo_location(g))) {
         ahead.emplace(r, [](std::string const&) { return true; }, prefetch_nodes);
         ahead->start(root, "");
     }

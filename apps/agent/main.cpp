@@ -292,7 +292,7 @@ void walk_tree(stock_repo& r, engine::tree_prefetch<stock_repo>* ahead, std::vec
         std::string const path = prefix + "/" + n.name;
         fn(path, n);
         if (n.type != repo::node_type::dir || !n.subtree) continue;
-        auto sub = ahead ? std::move(ahead->take(std::span(&*n.subtree, 1))[0]) : r.load_tree(*n.subtree);
+        auto sub = ahead ? ahead->take(*n.subtree) : r.load_tree(*n.subtree);
         walk_tree(r, ahead, check(std::move(sub)), path, fn);
     }
 }
@@ -307,7 +307,7 @@ int cmd_ls(globals const& g, std::string const& what, bool long_format) {
     auto const root = check(r.load_tree(snap.snap.tree));
     std::optional<engine::tree_prefetch<stock_repo>> ahead;
     if (agent::is_remote(repo_location(g))) {
-        ahead.emplace(r, [](std::string const&) { return true; }, prefetch_nodes);
+        ahead.emplace(r, [](std::string const&, std::string const&) { return true; }, prefetch_nodes);
         ahead->start(root, "");
     }
     walk_tree(r, ahead ? &*ahead : nullptr, root, "", [&](std::string const& path, repo::node const& n) {

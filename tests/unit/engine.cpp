@@ -243,7 +243,7 @@ TEST_CASE("tree_prefetch hands a depth-first walk every tree, under any budget",
         root.push_back(dir_node("d" + std::to_string(a), i1));
     }
     f.broken = H::digest(as_bytes("l2 /d6/d2"));
-    auto const want = [](std::string const& v) { return !v.starts_with("/d3"); };
+    auto const want = [](std::string const& v, std::string const&) { return !v.starts_with("/d3"); };
 
     for (std::size_t budget : {std::size_t(1), std::size_t(5), std::size_t(1) << 20}) {
         for (std::size_t batch : {std::size_t(1), std::size_t(256)}) {
@@ -256,7 +256,7 @@ TEST_CASE("tree_prefetch hands a depth-first walk every tree, under any budget",
                     std::vector<id> subs;
                     std::vector<std::string> paths;
                     for (auto const& n : ns)
-                        if (n.type == repo::node_type::dir && want(vpath + "/" + n.name)) subs.push_back(*n.subtree), paths.push_back(vpath + "/" + n.name);
+                        if (n.type == repo::node_type::dir && want(vpath + "/" + n.name, n.name)) subs.push_back(*n.subtree), paths.push_back(vpath + "/" + n.name);
                     auto got = pf.take(subs);
                     REQUIRE(got.size() == subs.size());
                     for (std::size_t k = 0; k < subs.size(); ++k) {

@@ -131,7 +131,7 @@ public:
             if (!t) return std::move(t).error();
             parent_root = std::move(*t);
             if (opt_.prefetch_nodes) {
-                prefetch_.emplace(repo_, [](std::string const&) { return true; }, opt_.prefetch_nodes);
+                prefetch_.emplace(repo_, [](std::string const&, std::string const&) { return true; }, opt_.prefetch_nodes);
                 prefetch_->start(parent_root, "");
             }
         }
@@ -420,7 +420,7 @@ private:
     }
     // A parent tree that cannot be loaded only costs speed: its files are read again (empty).
     std::vector<node> load_previous(id const& tree) {
-        auto t = prefetch_ ? std::move(prefetch_->take(std::span(&tree, 1))[0]) : repo_.load_tree(tree);
+        auto t = prefetch_ ? prefetch_->take(tree) : repo_.load_tree(tree);
         return t ? std::move(*t) : std::vector<node>{};
     }
 

@@ -89,7 +89,9 @@ public:
             progress_reporter reporter(progress_, opt_.on_progress, opt_.progress_interval);
             pool_ = std::make_unique<pool>(threads_, 8 * threads_ + 16, 2 * threads_);
             if (opt_.prefetch_nodes) {
-                prefetch_.emplace(repo_, [this](std::string const& v) { return selected(v, true); }, opt_.prefetch_nodes);
+                // The walk's own rules for descending (see walk).
+                auto want = [this](std::string const& v, std::string const& name) { return valid_name(name) && selected(v, true); };
+                prefetch_.emplace(repo_, want, opt_.prefetch_nodes);
                 prefetch_->start(*nodes, vpath);
             }
             walk(*nodes, target, vpath, open_dir(nullptr, target));
@@ -494,9 +496,10 @@ private:
     last. Paths that cannot be restored are reported through `opt.on_error` and counted in `errors`.
     Reads: a large file in ranged reads of up to 16 MiB spread over the workers; small files 64 at a
     time with their blobs grouped by pack; a directory's subtrees together, or with
-    `opt.prefetch_nodes`, trees ahead of the walk, level by level, up to 256 a request. Memory: the nodes of the files queued or being written (each
-    freed with its file), the directories' nodes (their metadata is set last), up to 64 subtrees on
-    each level of the current path, and up to `opt.prefetch_nodes` nodes fetched ahead. Descriptors:
+    `opt.prefetch_nodes`, trees ahead of the walk, level by level, up to 256 a request. Memory: the
+    nodes of the files queued or being written (each freed with its file), the directories' nodes
+    (their metadata is set last), up to 64 subtrees on each level of the current path, and up to
+    `opt.prefetch_nodes` nodes fetched ahead. Descriptors:
     up to 64 packs, the files of the batches being written, and the directories of queued files
     (at most an eighth of RLIMIT_NOFILE, up to 1024).
     Errors: the target cannot be created or written; the snapshot's root tree cannot be loaded.

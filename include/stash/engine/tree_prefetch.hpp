@@ -26,8 +26,8 @@ namespace stash::engine {
     use it for network repositories only.
 
     `Repo` has `load_trees(std::span<id const>) -> std::vector<result<std::vector<repo::node>>>`,
-    callable from several threads at once. `want(vpath)` says whether the walk will descend into the
-    directory at `vpath` (its filter); the walk's own requests go through `take`, which hands over
+    callable from several threads at once. `want(vpath, name)` says whether the walk will descend
+    into the directory `name` at `vpath` (its own rules: names it would not create, its filter); the walk's own requests go through `take`, which hands over
     what was fetched ahead, waits for trees being fetched, and loads the rest itself (so a tree the
     walk reaches first costs it one request, as without this class, and errors are the loader's);
     several threads may call it at once (backup's listing workers do).
@@ -40,7 +40,7 @@ template <class Repo>
 class tree_prefetch {
 public:
     using nodes = std::vector<repo::node>;
-    using want_fn = std::function<bool(std::string const& vpath)>;
+    using want_fn = std::function<bool(std::string const& vpath, std::string const& name)>;
 
     tree_prefetch(Repo& repo, want_fn want, std::size_t budget, std::size_t batch = 256)
         : repo_(repo), want_(std::move(want)), budget_(budget), batch_(batch) {}
@@ -94,6 +94,8 @@ public:
         }
         return out;
     }
+    /// One tree (`take` of one ID).
+    result<nodes> take(id const& tree) { return std::move(take(std::span(&tree, 1))[0]); }
 
 private:
     struct entry {
@@ -103,12 +105,11 @@ private:
 
     // With mu_ held: the wanted subdirectories of a tree, for the next level.
     void enqueue_children(nodes const& n, std::string const& vpath) {
-        for (auto const& c : n)
-            if (c.type == repo::node_type::dir && c.subtree && !c.name.empty() && c.name != "." && c.name != ".." &&
-                c.name.find('/') == std::string::npos) {
-                std::string sub = vpath + "/" + c.name;
-                if (want_(sub)) queue_.push_back({*c.subtree, std::move(sub)});
-            }
+        for (auto const& c : n) {
+            if (c.type != repo::node_type::dir || !c.subtree) continue;
+            std::string sub = vpath + "/" + c.name;
+            if (want_(sub, c.name)) queue_.push_back({*c.subtree, std::move(sub)});
+        }
     }
 
     void run() {

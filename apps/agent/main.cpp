@@ -36,7 +36,8 @@ constexpr std::size_t prefetch_nodes = 131072;
 
 struct globals {
     std::string repo, password_file;
-    bool json = false, quiet = false, no_lock = false;
+    bool json = false, quiet = false, no_lock = false, no_cache = false;
+    std::string cache_dir;
     agent::backend_settings backend;
 };
 
@@ -84,8 +85,24 @@ std::string read_password(globals const& g, bool confirm) {
 // The repository named by -r, else by $RESTIC_REPOSITORY.
 std::string repo_location(globals const& g) { return g.repo.empty() ? env("RESTIC_REPOSITORY") : g.repo; }
 
-stock_repo open_repo(globals const& g) {
-    auto b = check(agent::backend_for(repo_location(g), g.backend));
+// Where network repositories keep their local cache: --cache-dir, else $RESTIC_CACHE_DIR (the
+// layout is restic's, so the two can share it), else $XDG_CACHE_HOME/stash, else ~/.cache/stash.
+std::string cache_base(globals const& g) {
+    if (!g.cache_dir.empty()) return g.cache_dir;
+    if (auto d = env("RESTIC_CACHE_DIR"); !d.empty()) return d;
+    if (auto d = env("XDG_CACHE_HOME"); !d.empty()) return d + "/stash";
+    if (auto d = env("HOME"); !d.empty()) return d + "/.cache/stash";
+    return {};
+}
+
+// With `cached` (all but check, which must read the repository itself), a network repository's
+// snapshots, index files and tree packs are kept in the local cache unless --no-cache.
+stock_repo open_repo(globals const& g, bool cached = true) {
+    std::string const where = repo_location(g);
+    auto b = check(agent::backend_for(where, g.backend));
+    if (cached && !g.no_cache && agent::is_remote(where))
+        if (auto base = cache_base(g); !base.empty())
+            b = agent::with_cache(std::move(b), base, [](error const& e) { std::cerr << "warning: " << e.what() << "; going on without the cache\n"; });
     return check(stock_repo::open(std::move(b), read_password(g, false)));
 }
 
@@ -564,7 +581,7 @@ int cmd_check(globals const& g, bool read_data, std::string const& subset) {
         else std::cerr << "error: " << m << '\n';
     };
     opt.on_hint = [&g](std::string const& m) { say(g, "hint: " + m); };
-    auto r = open_repo(g);
+    auto r = open_repo(g, false);  // what is in the repository, not in a cache
     std::unique_ptr<stock_repo::lock_holder> lock;
     if (!g.no_lock) lock = check(r.acquire_lock(true));
     say(g, "checking index, packs, snapshots and trees" + std::string(opt.read_data ? ", reading data" : ""));
@@ -769,6 +786,9 @@ int main(int argc, char** argv) {
     app.add_flag("--json", g.json, "machine-readable output");
     app.add_flag("-q,--quiet", g.quiet, "print only errors");
     app.add_flag("--no-lock", g.no_lock, "do not lock the repository");
+    app.add_option("--cache-dir", g.cache_dir, "local cache of network repositories (snapshots, index files, packs of trees); "
+                                              "default $RESTIC_CACHE_DIR, else $XDG_CACHE_HOME/stash, else ~/.cache/stash");
+    app.add_flag("--no-cache", g.no_cache, "do not use the local cache");
     app.add_option("-o,--option", g.backend.options, "backend option KEY=VALUE (s3.region, s3.bucket-lookup, s3.list-max-keys, "
                                                      "azure.list-max-results, gs.list-max-results, swift.list-limit, b2.list-max-file-count, <backend>.connections); repeatable");
     app.add_option_function<std::string>("--cacert", [&g](std::string const& f) {

@@ -4,6 +4,7 @@
 #include <stash/policies/backend/any.hpp>
 #include <stash/policies/backend/azure.hpp>
 #include <stash/policies/backend/b2.hpp>
+#include <stash/policies/backend/cache.hpp>
 #include <stash/policies/backend/fault.hpp>
 #include <stash/policies/backend/gcs.hpp>
 #include <stash/policies/backend/local.hpp>
@@ -152,6 +153,14 @@ result<stock_backend> open_network(std::string const& repo, backend_settings con
     return decorate(std::move(*b));
 }
 }  // namespace detail
+
+/// `b` with the local cache under `base` (see policies::backend::cache); `warn` hears once if it
+/// cannot be used.
+inline stock_backend with_cache(stock_backend b, std::string base, std::function<void(error const&)> warn) {
+    policies::backend::cache_options o;
+    o.on_warning = std::move(warn);
+    return stock_backend(policies::backend::cache(std::move(b), std::move(base), std::move(o)));
+}
 
 /// Whether a repository string names a network backend (its latency calls for more requests in flight).
 inline bool is_remote(std::string_view repo) {

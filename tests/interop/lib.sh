@@ -8,6 +8,9 @@ export RESTIC_PASSWORD=interop-password
 unset RESTIC_REPOSITORY RESTIC_PASSWORD_FILE
 WORK=$(mktemp -d /tmp/stash-interop.XXXXXX)
 chmod 755 "$WORK"
+# Caches of network repositories (ours and restic's) stay in the scratch directory.
+export XDG_CACHE_HOME=$WORK/xdg-cache
+unset RESTIC_CACHE_DIR
 trap 'rm -rf "$WORK"' EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }

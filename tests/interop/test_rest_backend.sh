@@ -31,6 +31,34 @@ diff -r --no-dereference "$SRC" "$WORK/r1$SRC" > /dev/null || fail "the restore 
 "$RESTIC" -r "$R" check --read-data > "$WORK/check.log" 2>&1 || { cat "$WORK/check.log"; fail "restic check --read-data of our REST repository"; }
 pass "init, backup of $SRC ($(jq .total_files_processed "$WORK/summary.json") files), restore identical, restic check --read-data clean"
 
+# The local cache: the commands above left the snapshot, the index and the packs of trees in it.
+# With the server's copies of those replaced by garbage, cached commands go on as before (they
+# read the copies, checked against their names), while check, which reads the repository itself,
+# and --no-cache find the damage; a damaged copy in the cache is fetched again.
+C=$(echo "$XDG_CACHE_HOME"/stash/*/); C=${C%/}
+[ -f "$C/version" ] && [ -f "$XDG_CACHE_HOME/stash/CACHEDIR.TAG" ] || fail "no cache directory under $XDG_CACHE_HOME/stash"
+served=$WORK/plain/ours
+[ "$(ls "$C/index")" = "$(ls "$served/index")" ] || fail "the cache does not hold the repository's index files"
+[ "$(ls "$C/snapshots")" = "$(ls "$served/snapshots")" ] || fail "the cache does not hold the snapshot"
+tree_packs=$(cd "$C/data" && ls */*)
+[ -n "$tree_packs" ] || fail "no pack of trees in the cache"
+"$STASH" -r "$R" --no-cache ls "$snap" > "$WORK/ls-direct.txt"
+cp -a "$served" "$WORK/served.bak"
+for f in "index/$(ls "$served/index" | head -1)" $(for p in $tree_packs; do echo "data/$p"; done); do
+  chmod u+w "$served/$f" && head -c 1000 /dev/urandom > "$served/$f"
+done
+"$STASH" -r "$R" ls "$snap" > "$WORK/ls-cached.txt" || fail "ls through the cache"
+cmp -s "$WORK/ls-direct.txt" "$WORK/ls-cached.txt" || fail "ls through the cache differs"
+if "$STASH" -r "$R" --no-cache ls "$snap" > /dev/null 2>&1; then fail "--no-cache read the cache"; fi
+if "$STASH" -r "$R" check > /dev/null 2>&1; then fail "check did not see the damaged repository (read the cache?)"; fi
+rm -rf "$served" && mv "$WORK/served.bak" "$served"
+idx=$(ls "$C/index" | head -1)
+head -c 1000 /dev/urandom > "$C/index/$idx"
+"$STASH" -r "$R" ls "$snap" > "$WORK/ls-again.txt" || fail "ls with a damaged copy in the cache"
+cmp -s "$WORK/ls-direct.txt" "$WORK/ls-again.txt" || fail "ls with a damaged copy in the cache differs"
+[ "$(sha256sum < "$C/index/$idx" | cut -d' ' -f1)" = "$idx" ] || fail "the damaged copy was not fetched again"
+pass "local cache: $(echo "$tree_packs" | wc -l) pack(s) of trees, index and snapshot kept; ls reads them ($(wc -l < "$WORK/ls-cached.txt") lines as without it); check and --no-cache do not; a damaged copy is fetched again"
+
 # What restic wrote over REST, we restore.
 "$RESTIC" -r "rest:$URL/theirs" init > /dev/null 2>&1
 "$RESTIC" -r "rest:$URL/theirs" backup "$SRC/linux" > /dev/null 2>&1

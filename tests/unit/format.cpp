@@ -2,6 +2,7 @@
 #include <stash/repo/repository.hpp>
 #include <stash/repo/tree.hpp>
 #include <stash/policies/backend/any.hpp>
+#include <stash/policies/backend/cache.hpp>
 #include <stash/policies/backend/local.hpp>
 #include <stash/policies/backend/memory.hpp>
 #include <stash/policies/compress/zstd.hpp>
@@ -10,8 +11,12 @@
 #include "result_printer.hpp"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <thread>
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -805,4 +810,183 @@ TEST_CASE("a pack streamed to a staged file while it is built: same ID and bytes
     REQUIRE(none);
     CHECK_FALSE(*none);
     std::filesystem::remove_all(dir);
+}
+
+namespace {
+// The memory backend, counting reads per file type (thread-safe).
+struct typed_counting_memory {
+    policies::backend::memory mem;
+    std::shared_ptr<std::array<std::atomic<int>, 6>> gets = std::make_shared<std::array<std::atomic<int>, 6>>();
+    std::shared_ptr<std::atomic<int>> delay_ms = std::make_shared<std::atomic<int>>(0);  // a slow network
+    int of(file_type t) const { return (*gets)[std::size_t(t)]; }
+    void reset() {
+        for (auto& g : *gets) g = 0;
+    }
+    std::string location() const { return mem.location(); }
+    result<void> create() { return mem.create(); }
+    result<void> put(handle const& h, byte_span d) { return mem.put(h, d); }
+    result<void> get(handle const& h, std::uint64_t off, std::uint64_t len, bytes& out) {
+        ++(*gets)[std::size_t(h.type)];
+        std::this_thread::sleep_for(std::chrono::milliseconds(int(*delay_ms)));
+        return mem.get(h, off, len, out);
+    }
+    result<std::uint64_t> stat(handle const& h) { return mem.stat(h); }
+    result<void> list(file_type t, list_fn const& fn) { return mem.list(t, fn); }
+    result<void> remove(handle const& h) { return mem.remove(h); }
+};
+std::size_t files_in(std::string const& dir) {
+    std::size_t n = 0;
+    if (std::filesystem::exists(dir))
+        for (auto const& e : std::filesystem::recursive_directory_iterator(dir)) n += e.is_regular_file();
+    return n;
+}
+void damage(std::string const& path) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(10);
+    f.put('\x5a' ^ char(f.peek()));
+}
+}  // namespace
+
+TEST_CASE("cache: snapshots, index files and tree packs are fetched once, checked, and follow the repository", "[repo][cache]") {
+    namespace be = policies::backend;
+    using repo_t = repo::repository<be::any, policies::hash::sha256>;
+    char tmpl[] = "/tmp/stash-unit-cache-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    std::string const base = std::string(tmpl) + "/cache";
+    typed_counting_memory backend;
+    repo::init_options opt;
+    opt.kdf = {1024, 8, 1};
+    std::vector<id> trees;
+    id data_blob, data_pack, tree_pack, snap;
+    {
+        auto r = repo_t::init(be::any(backend), "pw", opt);  // no cache
+        REQUIRE(r);
+        repo::pack_builder tp, dp;
+        for (int t = 0; t < 5; ++t) {
+            repo::node n;
+            n.name = "file-" + std::to_string(t);
+            n.type = repo::node_type::file;
+            auto const json = repo::tree_json({n});
+            trees.push_back(policies::hash::sha256::digest(as_bytes(json)));
+            tp.add(trees.back(), repo::blob_type::tree, 0, [&](bytes& out) { r->sealer().seal(as_bytes(json), out); });
+        }
+        std::string const content(5000, 'd');
+        data_blob = policies::hash::sha256::digest(as_bytes(content));
+        dp.add(data_blob, repo::blob_type::data, 0, [&](bytes& out) { r->sealer().seal(as_bytes(content), out); });
+        auto const t_bytes = tp.finish(r->sealer());
+        tree_pack = *r->save_pack(t_bytes, tp.entries());
+        auto const d_bytes = dp.finish(r->sealer());
+        data_pack = *r->save_pack(d_bytes, dp.entries());
+        REQUIRE(r->flush_index());
+        snap = *r->save_unpacked(file_type::snapshot, R"({"time":"2026-12-03T00:00:00Z","tree":")" + trees[0].str() + R"(","paths":["/x"]})");
+    }
+    std::string repo_id;
+    // One command: what it reads comes from the backend and stays.
+    auto open = [&] {
+        auto r = repo_t::open(be::any(be::cache(backend, base)), "pw");
+        REQUIRE(r);
+        repo_id = r->cfg().id;
+        return std::move(*r);
+    };
+    auto run = [&](repo_t& r) {
+        REQUIRE(r.load_index());
+        REQUIRE(r.load_snapshot(snap));
+        auto got = r.load_trees(trees);
+        for (std::size_t i = 0; i < trees.size(); ++i) {
+            REQUIRE(got[i]);
+            CHECK((*got[i])[0].name == "file-" + std::to_string(i));
+        }
+        auto d = r.load_blob(repo::blob_type::data, data_blob);
+        REQUIRE(d);
+        CHECK(d->size() == 5000);
+    };
+    backend.reset();
+    {
+        auto r = open();
+        run(r);
+        run(r);
+    }
+    CHECK(backend.of(file_type::index) == 1);
+    CHECK(backend.of(file_type::snapshot) == 1);
+    CHECK(backend.of(file_type::pack) == 1 + 2);  // the tree pack whole, once; the data pack each time
+    std::string const dir = base + "/" + repo_id;
+    CHECK(std::filesystem::exists(base + "/CACHEDIR.TAG"));
+    CHECK(std::filesystem::exists(dir + "/version"));
+    std::string const pack_copy = dir + "/data/" + tree_pack.str().substr(0, 2) + "/" + tree_pack.str();
+    CHECK(std::filesystem::exists(pack_copy));
+    CHECK_FALSE(std::filesystem::exists(dir + "/data/" + data_pack.str().substr(0, 2) + "/" + data_pack.str()));
+    CHECK(files_in(dir + "/index") == 1);
+    CHECK(files_in(dir + "/snapshots") == 1);
+
+    SECTION("the next command reads them locally") {
+        backend.reset();
+        auto r = open();
+        run(r);
+        CHECK(backend.of(file_type::index) == 0);
+        CHECK(backend.of(file_type::snapshot) == 0);
+        CHECK(backend.of(file_type::pack) == 1);  // the data blob
+    }
+    SECTION("damaged copies are fetched again and repaired") {
+        std::string index_copy;
+        for (auto const& e : std::filesystem::directory_iterator(dir + "/index")) index_copy = e.path();
+        damage(index_copy);
+        damage(pack_copy);
+        backend.reset();
+        auto r = open();
+        run(r);
+        CHECK(backend.of(file_type::index) == 1);
+        CHECK(backend.of(file_type::pack) == 1 + 1);
+        std::ifstream in(pack_copy, std::ios::binary);
+        std::string const b(std::istreambuf_iterator<char>(in), {});
+        CHECK(policies::hash::sha256::digest(as_bytes(b)) == tree_pack);
+    }
+    SECTION("threads asking for one pack wait for one fetch") {
+        std::filesystem::remove(pack_copy);
+        backend.reset();
+        auto r = open();
+        REQUIRE(r.load_index());
+        *backend.delay_ms = 50;
+        std::vector<std::jthread> ts;
+        std::atomic<int> ok{0};
+        for (int t = 0; t < 8; ++t)
+            ts.emplace_back([&] {
+                for (auto& tr : r.load_trees(trees)) ok += bool(tr);
+            });
+        ts.clear();
+        *backend.delay_ms = 0;
+        CHECK(ok == 8 * 5);
+        CHECK(backend.of(file_type::pack) == 1);
+    }
+    SECTION("files gone from the repository go from the cache") {
+        REQUIRE(backend.mem.remove({file_type::snapshot, snap.str()}));
+        auto r = open();
+        std::size_t n = 0;
+        REQUIRE(r.backend().list(file_type::snapshot, [&](std::string_view, std::uint64_t) { ++n; }));
+        CHECK(n == 0);
+        CHECK(files_in(dir + "/snapshots") == 0);
+        r.backend().cache_packs([](std::string_view) { return false; });  // no pack holds trees any more
+        CHECK(files_in(dir + "/data") == 0);
+        CHECK(files_in(dir + "/index") == 1);
+    }
+    SECTION("a cache of another version is left alone") {
+        std::filesystem::remove_all(dir);
+        std::filesystem::create_directories(dir);
+        { std::ofstream(dir + "/version") << "2\n"; }
+        int warned = 0;
+        be::cache_options co;
+        co.on_warning = [&](error const& e) {
+            ++warned;
+            CHECK(std::string(e.what()).find("version") != std::string::npos);
+        };
+        backend.reset();
+        {
+            auto r = repo_t::open(be::any(be::cache(backend, base, co)), "pw");
+            REQUIRE(r);
+            run(*r);
+        }
+        CHECK(warned == 1);
+        CHECK(backend.of(file_type::index) == 1);
+        CHECK(files_in(dir) == 1);  // the version file only
+    }
+    std::filesystem::remove_all(tmpl);
 }

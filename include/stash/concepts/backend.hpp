@@ -126,4 +126,25 @@ concept staging_backend = backend<B> && requires(B& b, handle const& h, staged_f
     { b.commit(h, std::move(f)) } -> std::same_as<result<void>>;
 };
 
+/// Says whether a pack, named by its 64 hex digits, holds tree blobs.
+using pack_filter = std::function<bool(std::string_view pack)>;
+
+/** Optional, for backends that keep local copies of files read again and again: the repository
+    tells them which repository they serve once it has read its config, and which packs hold trees
+    once it has loaded its index.
+
+    | expression              | type   | semantics |
+    |-------------------------|--------|-----------|
+    | `b.bind_cache(repo_id)` | `void` | `repo_id` the config's `id`; copies kept before this call are none |
+    | `b.cache_packs(f)`      | `void` | packs for which `f` (a `pack_filter`) is true may be kept; copies of others are dropped |
+
+    Neither may fail the repository: a cache that cannot be used is passed by.
+    Models: `policies::backend::cache`, and `any` (forwarding; nothing for other drivers).
+*/
+template <class B>
+concept caching_backend = backend<B> && requires(B& b, std::string const& repo_id, pack_filter f) {
+    b.bind_cache(repo_id);
+    b.cache_packs(std::move(f));
+};
+
 }  // namespace stash

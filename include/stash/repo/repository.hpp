@@ -24,6 +24,7 @@
 #include <span>
 #include <thread>
 #include <tuple>
+#include <unordered_set>
 
 namespace stash::repo {
 
@@ -288,6 +289,17 @@ public:
         work();
         pool.clear();
         if (first_error) return *first_error;
+        if constexpr (caching_backend<Backend>) {
+            // The packs holding trees: every walk of a snapshot reads them again.
+            auto trees = std::make_shared<std::unordered_set<id, id_hash>>();
+            index_.for_each([&](blob_location const& l) {
+                if (l.entry.type == blob_type::tree) trees->insert(l.pack);
+            });
+            backend_.cache_packs([trees](std::string_view pack) {
+                auto p = id::parse(pack);
+                return p && trees->count(*p) != 0;
+            });
+        }
         return {};
     }
 
@@ -600,7 +612,9 @@ public:
 
 private:
     repository(Backend b, crypto::restic_sealer s, config c)
-        : backend_(std::move(b)), sealer_(std::move(s)), config_(std::move(c)) {}
+        : backend_(std::move(b)), sealer_(std::move(s)), config_(std::move(c)) {
+        if constexpr (caching_backend<Backend>) backend_.bind_cache(config_.id);
+    }
 
     result<void> save_config() {
         bytes box;

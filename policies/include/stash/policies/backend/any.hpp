@@ -12,7 +12,8 @@ namespace stash::policies::backend {
 
 /** Holds any `stash::backend` and forwards to it. Copies share the same driver (and its connection
     pool). @par Concepts `stash::staging_backend` (staging fails with `errc::unsupported` when the
-    held driver cannot stage); thread-safe when the held driver is. */
+    held driver cannot stage), `stash::caching_backend` (nothing happens when the held driver keeps
+    no cache); thread-safe when the held driver is. */
 class any {
 public:
     template <class B>
@@ -29,6 +30,9 @@ public:
     /// Forwarded when the held driver models `stash::staging_backend`, else `errc::unsupported`.
     result<staged_file> stage() { return p_->stage(); }
     result<void> commit(handle const& h, staged_file f) { return p_->commit(h, std::move(f)); }
+    /// Forwarded when the held driver models `stash::caching_backend`; nothing happens otherwise.
+    void bind_cache(std::string const& repo_id) { p_->bind_cache(repo_id); }
+    void cache_packs(pack_filter f) { p_->cache_packs(std::move(f)); }
 
 private:
     struct concept_ {
@@ -42,6 +46,8 @@ private:
         virtual result<void> remove(handle const&) = 0;
         virtual result<staged_file> stage() = 0;
         virtual result<void> commit(handle const&, staged_file) = 0;
+        virtual void bind_cache(std::string const&) = 0;
+        virtual void cache_packs(pack_filter) = 0;
     };
     template <class B>
     struct model final : concept_ {
@@ -62,10 +68,16 @@ private:
             if constexpr (staging_backend<B>) return b.commit(h, std::move(f));
             else return make_error(errc::unsupported, b.location() + ": this backend does not stage files");
         }
+        void bind_cache(std::string const& repo_id) override {
+            if constexpr (caching_backend<B>) b.bind_cache(repo_id);
+        }
+        void cache_packs(pack_filter f) override {
+            if constexpr (caching_backend<B>) b.cache_packs(std::move(f));
+        }
     };
     std::shared_ptr<concept_> p_;
 };
 
-static_assert(stash::staging_backend<any>);
+static_assert(stash::staging_backend<any> && stash::caching_backend<any>);
 
 }  // namespace stash::policies::backend

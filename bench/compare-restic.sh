@@ -42,19 +42,19 @@ collect() {
     cat "$work/t.out" >> "$work/$name.times"
   }
   # ext4 without a journal (this machine's disk) will not reuse an inode freed less than 60 s ago
-  # (300 s while its inode table block is dirty; fs/ext4/ialloc.c, recently_deleted) and checks every
+  # (360 s while its inode table block is dirty; fs/ext4/ialloc.c, recently_deleted) and checks every
   # such inode on each allocation: creating files soon after a large delete is many times slower,
-  # for both tools, and new allocations in a table block make its deleted inodes wait the 300 s.
+  # for both tools, and new allocations in a table block make its deleted inodes wait the 360 s.
   # So restored trees stay until the end (then the restores measured restic 6.7–8.2 s, stash
   # 2.9–4.2 s; deleting them before a 61 s settle gave 3.1–33.9 s), the tmpfs restore goes first,
   # and deleted repositories (few inodes) settle after a sync.
   settle() { sync; sleep 61; }
-  # A run deletes the trees it restored at its end and notes when; new allocations in a table block
-  # make the deleted inodes in it wait the 300 s, so the next run waits until 301 s have passed (a
-  # second run 4 minutes after a first, after a settle: restic's disk restore 12.0-13.4 s, ours 7.7 s).
+  # A run deletes the trees it restored at its end and notes when; the next run waits until 361 s
+  # have passed, since its own restores dirty those inode tables (restic's first disk restore of
+  # runs started 4-6 minutes after such a delete: 12.0-13.4 s, against 5.6-5.8 s in their later runs).
   inodes_settled() {
     if [ -f "$work/deleted-at" ]; then
-      local left=$(( $(cat "$work/deleted-at") + 301 - $(date +%s) ))
+      local left=$(( $(cat "$work/deleted-at") + 361 - $(date +%s) ))
       if [ "$left" -gt 0 ]; then sync; sleep "$left"; fi
       rm -f "$work/deleted-at"
     fi

@@ -59,8 +59,8 @@ using list_fn = std::function<void(std::string_view name, std::uint64_t size)>;
 
     All operations MUST be safe to call from several threads at once.
 
-    Models: `policies::backend::local`, `memory`, `rest`, `s3`, `azure`; decorators `retry<B>` and
-    `fault<B>`; `any` (type-erased).
+    Models: `policies::backend::local`, `memory`, `rest`, `s3`, `azure`, `gcs`, `swift`, `b2`;
+    decorators `retry<B>`, `fault<B>` and `cache<B>`; `any` (type-erased).
 */
 template <class B>
 concept backend = requires(B& b, handle const& h, file_type t, byte_span data, bytes& out, std::uint64_t n, list_fn fn) {
@@ -128,6 +128,8 @@ concept staging_backend = backend<B> && requires(B& b, handle const& h, staged_f
 
 /// Says whether a pack, named by its 64 hex digits, holds tree blobs.
 using pack_filter = std::function<bool(std::string_view pack)>;
+/// Makes a `pack_filter` (from the index), only if it is wanted.
+using pack_filter_maker = std::function<pack_filter()>;
 
 /** Optional, for backends that keep local copies of files read again and again: the repository
     tells them which repository they serve once it has read its config, and which packs hold trees
@@ -136,15 +138,15 @@ using pack_filter = std::function<bool(std::string_view pack)>;
     | expression              | type   | semantics |
     |-------------------------|--------|-----------|
     | `b.bind_cache(repo_id)` | `void` | `repo_id` the config's `id`; copies kept before this call are none |
-    | `b.cache_packs(f)`      | `void` | packs for which `f` (a `pack_filter`) is true may be kept; copies of others are dropped |
+    | `b.cache_packs(make)`   | `void` | `make` (a `pack_filter_maker`) is called at once, if at all (a backend keeping no cache need not pay for the filter); packs the filter accepts may be kept, copies of others are dropped |
 
     Neither may fail the repository: a cache that cannot be used is passed by.
     Models: `policies::backend::cache`, and `any` (forwarding; nothing for other drivers).
 */
 template <class B>
-concept caching_backend = backend<B> && requires(B& b, std::string const& repo_id, pack_filter f) {
+concept caching_backend = backend<B> && requires(B& b, std::string const& repo_id, pack_filter_maker make) {
     b.bind_cache(repo_id);
-    b.cache_packs(std::move(f));
+    b.cache_packs(std::move(make));
 };
 
 }  // namespace stash

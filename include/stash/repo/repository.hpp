@@ -291,13 +291,15 @@ public:
         if (first_error) return *first_error;
         if constexpr (caching_backend<Backend>) {
             // The packs holding trees: every walk of a snapshot reads them again.
-            auto trees = std::make_shared<std::unordered_set<id, id_hash>>();
-            index_.for_each([&](blob_location const& l) {
-                if (l.entry.type == blob_type::tree) trees->insert(l.pack);
-            });
-            backend_.cache_packs([trees](std::string_view pack) {
-                auto p = id::parse(pack);
-                return p && trees->count(*p) != 0;
+            backend_.cache_packs([this]() -> pack_filter {
+                auto trees = std::make_shared<std::unordered_set<id, id_hash>>();
+                index_.for_each([&](blob_location const& l) {
+                    if (l.entry.type == blob_type::tree) trees->insert(l.pack);
+                });
+                return [trees](std::string_view pack) {
+                    auto p = id::parse(pack);
+                    return p && trees->count(*p) != 0;
+                };
             });
         }
         return {};

@@ -32,7 +32,7 @@ public:
     result<void> commit(handle const& h, staged_file f) { return p_->commit(h, std::move(f)); }
     /// Forwarded when the held driver models `stash::caching_backend`; nothing happens otherwise.
     void bind_cache(std::string const& repo_id) { p_->bind_cache(repo_id); }
-    void cache_packs(pack_filter f) { p_->cache_packs(std::move(f)); }
+    void cache_packs(pack_filter_maker make) { p_->cache_packs(std::move(make)); }
 
 private:
     struct concept_ {
@@ -47,7 +47,7 @@ private:
         virtual result<staged_file> stage() = 0;
         virtual result<void> commit(handle const&, staged_file) = 0;
         virtual void bind_cache(std::string const&) = 0;
-        virtual void cache_packs(pack_filter) = 0;
+        virtual void cache_packs(pack_filter_maker) = 0;
     };
     template <class B>
     struct model final : concept_ {
@@ -71,8 +71,8 @@ private:
         void bind_cache(std::string const& repo_id) override {
             if constexpr (caching_backend<B>) b.bind_cache(repo_id);
         }
-        void cache_packs(pack_filter f) override {
-            if constexpr (caching_backend<B>) b.cache_packs(std::move(f));
+        void cache_packs(pack_filter_maker make) override {
+            if constexpr (caching_backend<B>) b.cache_packs(std::move(make));
         }
     };
     std::shared_ptr<concept_> p_;

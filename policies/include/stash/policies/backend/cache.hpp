@@ -37,10 +37,10 @@ struct cache_options {
 
     What it keeps: snapshots and index files as they are read or written, and whole the packs
     `cache_packs` names (those holding trees): the first ranged read of such a pack fetches all of
-    it (once, however many threads ask) and later reads are local. Every copy is checked against
-    its name (the SHA-256 of its bytes, restic-format.md §1.1) before it is first used in a
-    process: a damaged one is dropped and fetched again, so the cache can lose files but never
-    change what a reader gets. Files gone from the repository go from the cache too: after a
+    it (once, however many threads ask) and later reads are local. Copies are checked against
+    their names (the SHA-256 of their bytes, restic-format.md §1.1): snapshots and index files
+    each time they are read, packs the first time a process reads them. A damaged copy is dropped
+    and fetched again, so the cache can lose files but never change what a reader gets. Files gone from the repository go from the cache too: after a
     listing of snapshots or index files, those not listed; with `cache_packs`, packs that no
     longer hold trees; with `remove`, the file removed.
 
@@ -50,8 +50,8 @@ struct cache_options {
     lost in a crash is fetched again, and one cut short fails its check. A copy is written under a
     temporary name and renamed, so processes sharing the directory see whole files only.
 
-    Memory: a pack being fetched for the cache, whole (a pack holding trees; the repository's
-    pack size, 16 MiB by default, at most); checking a copy reads it 1 MiB at a time.
+    Memory: each pack being fetched for the cache, whole (a pack holding trees, at most the
+    repository's pack size: 16 MiB by default); checking a copy reads it 1 MiB at a time.
     @par Concepts
     `stash::caching_backend`; `stash::staging_backend` when `B` is. Thread-safe when `B` is.
 */
@@ -136,9 +136,10 @@ public:
         s_->dir = dir;
     }
 
-    /// Keeps the packs `f` names (those holding trees) from now on, and drops copies of others.
-    void cache_packs(pack_filter f) {
-        auto shared = std::make_shared<pack_filter const>(std::move(f));
+    /// Keeps the packs `make()` accepts (those holding trees) from now on, and drops copies of others.
+    void cache_packs(pack_filter_maker make) {
+        if (s_->directory().empty()) return;
+        auto shared = std::make_shared<pack_filter const>(make());
         {
             std::lock_guard lk(s_->mu);
             s_->filter = shared;

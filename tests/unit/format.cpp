@@ -926,6 +926,34 @@ TEST_CASE("cache: snapshots, index files and tree packs are fetched once, checke
         CHECK(backend.of(file_type::snapshot) == 0);
         CHECK(backend.of(file_type::pack) == 1);  // the data blob
     }
+    SECTION("packs of trees are kept as they are written") {
+        std::filesystem::remove_all(dir + "/data");
+        id new_tree, new_pack;
+        {
+            auto r = open();
+            REQUIRE(r.load_index());
+            repo::node n;
+            n.name = "written-here";
+            n.type = repo::node_type::file;
+            auto const json = repo::tree_json({n});
+            new_tree = policies::hash::sha256::digest(as_bytes(json));
+            repo::pack_builder tp;
+            tp.add(new_tree, repo::blob_type::tree, 0, [&](bytes& out) { r.sealer().seal(as_bytes(json), out); });
+            auto const t_bytes = tp.finish(r.sealer());
+            new_pack = *r.save_pack(t_bytes, tp.entries());
+            REQUIRE(r.flush_index());
+            backend.reset();
+            CHECK((*r.load_tree(new_tree))[0].name == "written-here");  // read back from the copy
+            CHECK(backend.of(file_type::pack) == 0);
+        }
+        CHECK(files_in(dir + "/data") == 1);
+        backend.reset();
+        auto r = open();
+        REQUIRE(r.load_index());
+        CHECK((*r.load_tree(new_tree))[0].name == "written-here");
+        CHECK(backend.of(file_type::pack) == 0);
+        CHECK(files_in(dir + "/data") == 1);  // the index says it holds trees: kept
+    }
     SECTION("damaged copies are fetched again and repaired") {
         std::string index_copy;
         for (auto const& e : std::filesystem::directory_iterator(dir + "/index")) index_copy = e.path();

@@ -132,21 +132,23 @@ using pack_filter = std::function<bool(std::string_view pack)>;
 using pack_filter_maker = std::function<pack_filter()>;
 
 /** Optional, for backends that keep local copies of files read again and again: the repository
-    tells them which repository they serve once it has read its config, and which packs hold trees
-    once it has loaded its index.
+    tells them which repository they serve once it has read its config, which packs hold trees
+    once it has loaded its index, and which packs it writes hold trees.
 
     | expression              | type   | semantics |
     |-------------------------|--------|-----------|
     | `b.bind_cache(repo_id)` | `void` | `repo_id` the config's `id`; copies kept before this call are none |
     | `b.cache_packs(make)`   | `void` | `make` (a `pack_filter_maker`) is called at once, if at all (a backend keeping no cache need not pay for the filter); packs the filter accepts may be kept, copies of others are dropped |
+    | `b.keep_copy(h, data)`  | `void` | `data`, just stored as `h` by `put`, will be read again (a pack of trees): a copy may be kept |
 
     Neither may fail the repository: a cache that cannot be used is passed by.
     Models: `policies::backend::cache`, and `any` (forwarding; nothing for other drivers).
 */
 template <class B>
-concept caching_backend = backend<B> && requires(B& b, std::string const& repo_id, pack_filter_maker make) {
+concept caching_backend = backend<B> && requires(B& b, std::string const& repo_id, pack_filter_maker make, handle const& h, byte_span data) {
     b.bind_cache(repo_id);
     b.cache_packs(std::move(make));
+    b.keep_copy(h, data);
 };
 
 }  // namespace stash

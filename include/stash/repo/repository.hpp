@@ -425,6 +425,9 @@ public:
     result<id> save_pack(byte_span pack, std::vector<blob_entry> entries) {
         id const pid = Hasher::digest(pack);
         STASH_TRYV(backend_.put({file_type::pack, pid.str()}, pack));
+        if constexpr (caching_backend<Backend>)  // the next backup reads its parent's trees again
+            if (std::any_of(entries.begin(), entries.end(), [](blob_entry const& e) { return e.type == blob_type::tree; }))
+                backend_.keep_copy({file_type::pack, pid.str()}, pack);
         return add_saved_pack(pid, std::move(entries));
     }
 

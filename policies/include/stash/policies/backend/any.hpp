@@ -33,6 +33,7 @@ public:
     /// Forwarded when the held driver models `stash::caching_backend`; nothing happens otherwise.
     void bind_cache(std::string const& repo_id) { p_->bind_cache(repo_id); }
     void cache_packs(pack_filter_maker make) { p_->cache_packs(std::move(make)); }
+    void keep_copy(handle const& h, byte_span data) { p_->keep_copy(h, data); }
 
 private:
     struct concept_ {
@@ -48,6 +49,7 @@ private:
         virtual result<void> commit(handle const&, staged_file) = 0;
         virtual void bind_cache(std::string const&) = 0;
         virtual void cache_packs(pack_filter_maker) = 0;
+        virtual void keep_copy(handle const&, byte_span) = 0;
     };
     template <class B>
     struct model final : concept_ {
@@ -73,6 +75,9 @@ private:
         }
         void cache_packs(pack_filter_maker make) override {
             if constexpr (caching_backend<B>) b.cache_packs(std::move(make));
+        }
+        void keep_copy(handle const& h, byte_span data) override {
+            if constexpr (caching_backend<B>) b.keep_copy(h, data);
         }
     };
     std::shared_ptr<concept_> p_;

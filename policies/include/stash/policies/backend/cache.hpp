@@ -35,9 +35,10 @@ struct cache_options {
     `snapshots/<id>`, `index/<id>`, `data/<first two hex digits>/<id>`, each the file's bytes as the
     repository holds them, a `version` file holding `1`, and a `CACHEDIR.TAG` in `base`.
 
-    What it keeps: snapshots and index files as they are read or written, and whole the packs
-    `cache_packs` names (those holding trees): the first ranged read of such a pack fetches all of
-    it (once, however many threads ask) and later reads are local. Copies are checked against
+    What it keeps: snapshots and index files as they are read or written, packs of trees as they
+    are written (`keep_copy`), and whole the packs `cache_packs` names (those holding trees): the
+    first ranged read of such a pack fetches all of it (once, however many threads ask) and later
+    reads are local. Copies are checked against
     their names (the SHA-256 of their bytes, restic-format.md §1.1): snapshots and index files
     each time they are read, packs the first time a process reads them. A damaged copy is dropped
     and fetched again, so the cache can lose files but never change what a reader gets. Files gone from the repository go from the cache too: after a
@@ -149,6 +150,14 @@ public:
                 sweep(dir + "/data/" + to_hex(std::array{std::byte(i)}), [&](std::string const& name) { return (*shared)(name); });
     }
 
+    /// Keeps a copy of a pack of trees just written (its name is the hash of `data`: no check needed).
+    void keep_copy(handle const& h, byte_span data) {
+        auto const dir = s_->directory();
+        if (dir.empty() || h.type != file_type::pack || !keep(dir, h, data)) return;
+        std::lock_guard lk(s_->mu);
+        s_->checked.insert(h.name);
+    }
+
 private:
     static constexpr std::size_t piece = 1 << 20;  // bytes read at a time when checking a copy
 
@@ -170,6 +179,7 @@ private:
             std::shared_ptr<pack_filter const> f;
             {
                 std::lock_guard lk(mu);
+                if (checked.count(pack)) return true;  // kept since (keep_copy)
                 f = filter;
             }
             return f && (*f)(pack);

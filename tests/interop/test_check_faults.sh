@@ -56,6 +56,15 @@ fresh; blob=$("$STASH" -r "$WORK/d" cat index "$(ls "$WORK/d/index")" | jq -r "[
 rewrite_index "(.packs[] | select(.id == \"$pid\") | .blobs) |= map(select(.id != \"$blob\"))"
 expect_check 1 "tree [0-9a-f]{64}, node \"[^\"]+\": data blob $blob not found in index"
 
+# A tree missing from the index is named with what leads to it: the snapshot for its root tree,
+# the parent tree and node for the others (the walk loads trees a level at a time).
+fresh; snap=$(ls "$WORK/d/snapshots"); root=$("$STASH" -r "$WORK/d" cat snapshot "$snap" | jq -r .tree)
+rewrite_index "(.packs[].blobs) |= map(select(.id != \"$root\"))"
+expect_check 1 "snapshot $snap: tree blob $root not found in index"
+fresh; tree=$("$STASH" -r "$WORK/d" cat index "$(ls "$WORK/d/index")" | jq -r "[.packs[].blobs[] | select(.type == \"tree\" and .id != \"$root\")][0].id")
+rewrite_index "(.packs[].blobs) |= map(select(.id != \"$tree\"))"
+expect_check 1 "tree [0-9a-f]{64}, node \"[^\"]+\": tree blob $tree not found in index"
+
 fresh; snap=$(ls "$WORK/d/snapshots"); flip "$WORK/d/snapshots/$snap"
 expect_check 1 "snapshots/$snap"
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stash/engine/snapshots.hpp>
+#include <stash/engine/walk.hpp>
 
 #include <atomic>
 #include <functional>
@@ -9,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 namespace stash::engine {
 
@@ -101,27 +103,12 @@ result<check_summary> check(Repo& repo, check_options const& opt) {
     for (auto const& [pid, size] : on_disk)
         if (!by_pack.count(pid)) hint("pack " + pid.str() + ": not referenced in any index (non-critical)");
 
-    // Snapshots and the trees reachable from them.
+    // Snapshots and the trees reachable from them, a level at a time (walk_trees). A tree's
+    // problems are named by where it was first reached from.
     auto snap_ids = repo.list(file_type::snapshot);
     if (!snap_ids) return std::move(snap_ids).error();
-    std::set<id> seen_trees;
-    std::function<void(id const&, std::string const&)> walk = [&](id const& tid, std::string const& where) {
-        if (!seen_trees.insert(tid).second) return;
-        ++sum.trees;
-        auto nodes = repo.load_tree(tid);
-        if (!nodes) return error(where + ": " + nodes.error().what());
-        for (auto const& n : *nodes) {
-            std::string const at = "tree " + tid.str() + ", node \"" + n.name + "\"";
-            if (n.name.empty()) error("tree " + tid.str() + ": node with an empty name");
-            if (n.type == repo::node_type::file) {
-                for (auto const& b : n.content)
-                    if (!repo.index().has(b, repo::blob_type::data)) error(at + ": data blob " + b.str() + " not found in index");
-            } else if (n.type == repo::node_type::dir) {
-                if (!n.subtree || n.subtree->is_null()) error(at + ": directory has no subtree");
-                else walk(*n.subtree, at);
-            }
-        }
-    };
+    std::vector<id> roots;
+    std::unordered_map<id, std::string, id_hash> reached_from;
     for (auto const& sid : *snap_ids) {
         auto s = repo.load_snapshot(sid);
         if (!s) {
@@ -129,8 +116,38 @@ result<check_summary> check(Repo& repo, check_options const& opt) {
             continue;
         }
         ++sum.snapshots;
-        walk(s->tree, "snapshot " + sid.str());
+        roots.push_back(s->tree);
+        reached_from.try_emplace(s->tree, "snapshot " + sid.str());
     }
+    std::atomic<std::uint64_t> trees{0};
+    auto visit = [&](id const& tid, std::vector<repo::node> const& nodes) {
+        ++trees;
+        std::vector<std::pair<id, std::string>> below;
+        for (auto const& n : nodes) {
+            std::string const at = "tree " + tid.str() + ", node \"" + n.name + "\"";
+            if (n.name.empty()) error("tree " + tid.str() + ": node with an empty name");
+            if (n.type == repo::node_type::file) {
+                for (auto const& b : n.content)
+                    if (!repo.index().has(b, repo::blob_type::data)) error(at + ": data blob " + b.str() + " not found in index");
+            } else if (n.type == repo::node_type::dir) {
+                if (!n.subtree || n.subtree->is_null()) error(at + ": directory has no subtree");
+                else below.emplace_back(*n.subtree, at);
+            }
+        }
+        std::lock_guard lk(mu);
+        for (auto& [sub, at] : below) reached_from.try_emplace(sub, std::move(at));
+    };
+    auto failed = [&](id const& tid, stash::error const& e) {
+        std::string where;
+        {
+            std::lock_guard lk(mu);
+            where = reached_from[tid];
+        }
+        ++trees;
+        error(where + ": " + e.what());
+    };
+    STASH_TRYV(walk_trees(repo, std::move(roots), visit, opt.threads, failed));
+    sum.trees = trees;
 
     // Read data: whole packs, in parallel.
     if (opt.read_data) {

@@ -77,7 +77,14 @@ same_tree() {
 }
 
 # flip FILE: flips one byte in the middle of a (possibly read-only) repository file.
-flip() { chmod u+w "$1"; printf '\xff' | dd of="$1" bs=1 seek=$(( $(stat -c %s "$1") / 2 )) conv=notrunc status=none; }
+# flip FILE: inverts the bits of the byte in the middle of FILE (writing a fixed value would leave
+# the file unchanged when the byte already had it: one run in 256 for encrypted files).
+flip() {
+  local at=$(( $(stat -c %s "$1") / 2 )) b
+  b=$(od -An -tu1 -j "$at" -N1 "$1" | tr -d ' ')
+  chmod u+w "$1"
+  printf "\\x$(printf %02x $(( b ^ 255 )))" | dd of="$1" bs=1 seek="$at" conv=notrunc status=none
+}
 
 # Number of data blobs in a repository's index, as restic sees it.
 data_blobs() { "$RESTIC" -r "$1" list blobs --no-lock 2>/dev/null | grep -c '^data ' || true; }

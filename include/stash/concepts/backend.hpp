@@ -141,7 +141,7 @@ using pack_filter_maker = std::function<pack_filter()>;
     | `b.cache_packs(make)`   | `void` | `make` (a `pack_filter_maker`) is called at once, if at all (a backend keeping no cache need not pay for the filter); packs the filter accepts may be kept, copies of others are dropped |
     | `b.keep_copy(h, data)`  | `void` | `data`, just stored as `h` by `put`, will be read again (a pack of trees): a copy may be kept |
 
-    Neither may fail the repository: a cache that cannot be used is passed by.
+    None of them may fail the repository: a cache that cannot be used is passed by.
     Models: `policies::backend::cache`, and `any` (forwarding; nothing for other drivers).
 */
 template <class B>

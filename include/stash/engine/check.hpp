@@ -135,6 +135,7 @@ result<check_summary> check(Repo& repo, check_options const& opt) {
             }
         }
         std::lock_guard lk(mu);
+        reached_from.erase(tid);  // needed only until the tree loads: the map holds a level, not the repository
         for (auto& [sub, at] : below) reached_from.try_emplace(sub, std::move(at));
     };
     auto failed = [&](id const& tid, stash::error const& e) {

@@ -15,6 +15,7 @@
 
 #include <array>
 #include <condition_variable>
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <memory>

@@ -842,8 +842,10 @@ std::size_t files_in(std::string const& dir) {
 }
 void damage(std::string const& path) {
     std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(10);
+    char const c = char(f.get() ^ 0x5a);
     f.seekp(10);
-    f.put('\x5a' ^ char(f.peek()));
+    f.put(c);
 }
 }  // namespace
 

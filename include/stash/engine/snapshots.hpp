@@ -1,9 +1,11 @@
 // Finding snapshots: listing, "latest", ID prefixes, and the parent of a new backup.
 #pragma once
 
+#include <stash/engine/detail/parallel.hpp>
 #include <stash/repo/repository.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -32,16 +34,25 @@ struct snapshot_filter {
     }
 };
 
-/// Loads every snapshot, oldest first. A snapshot that fails to load is an error naming it.
+/// Threads loading snapshot files: each is a small file, so over a network the round trips are
+/// the cost (42 snapshots over REST with 0–20 ms a request: 0.54 s one after another).
+inline constexpr unsigned snapshot_load_threads = 8;
+
+/// Loads every snapshot, oldest first, several at a time. A snapshot that fails to load is an
+/// error naming it (the first in listing order).
 template <class Repo>
 result<std::vector<snapshot_entry>> load_snapshots(Repo& repo, snapshot_filter const& f = {}) {
     auto ids = repo.list(file_type::snapshot);
     if (!ids) return std::move(ids).error();
+    std::vector<result<repo::snapshot>> loaded(ids->size(), make_error(errc::not_found, "not loaded"));
+    std::atomic<std::size_t> next{0};
+    detail::run_workers(snapshot_load_threads, ids->size(), [&] {
+        for (std::size_t k; (k = next++) < ids->size();) loaded[k] = repo.load_snapshot((*ids)[k]);
+    });
     std::vector<snapshot_entry> out;
-    for (auto const& i : *ids) {
-        auto s = repo.load_snapshot(i);
-        if (!s) return std::move(s).error();
-        if (f.accepts(*s)) out.push_back({i, std::move(*s)});
+    for (std::size_t k = 0; k < ids->size(); ++k) {
+        if (!loaded[k]) return std::move(loaded[k]).error();
+        if (f.accepts(*loaded[k])) out.push_back({(*ids)[k], std::move(*loaded[k])});
     }
     std::stable_sort(out.begin(), out.end(), [](auto const& a, auto const& b) { return a.snap.time < b.snap.time; });
     return out;

@@ -21,9 +21,10 @@ namespace stash::engine {
 /** Loads a snapshot's trees on a thread of its own ahead of a walk, level by level, up to `batch`
     trees a request (`Repo::load_trees` reads neighbouring blobs in one ranged read), so a walk over
     a network backend waits on a few large reads instead of a round trip per directory (`linux`
-    over REST with 0–20 ms a request: `ls` 54 → 1.2 s). On a local disk the second loader costs
-    more than it saves (trees the walk reached first are loaded twice): restore, backup and `ls`
-    use it for network repositories only.
+    over REST with 0–20 ms a request: `ls` 54 → 1.2 s). On a local disk, or through the local
+    cache (policies::backend::cache), the second loader costs more than it saves (trees the walk
+    reached first are loaded twice): the agent's restore, backup and `ls` use it for network
+    repositories without the cache only.
 
     `Repo` has `load_trees(std::span<id const>) -> std::vector<result<std::vector<repo::node>>>`,
     callable from several threads at once. `want(vpath, name)` says whether the walk will descend

@@ -46,6 +46,45 @@ TEST_CASE("sha256 matches FIPS 180-4 examples", "[crypto][hash]") {
     CHECK(H::digest({}).str() == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
+TEST_CASE("sha256 digest_many equals digest for every length and batch, on lanes and on SHA-NI", "[crypto][hash]") {
+    using H = policies::hash::sha256;
+    // Lengths around the padding's edges (55/56 bytes of a last block take one or two padding
+    // blocks), and some long enough that one message outlives many short ones in its lane.
+    std::vector<std::size_t> lengths = {0, 1, 3, 55, 56, 57, 63, 64, 65, 119, 120, 127, 128, 129, 1000, 4096, 300000};
+    std::uint32_t x = 12345;
+    auto rnd = [&] { return x = x * 1103515245u + 12345u, x >> 8; };
+    for (int i = 0; i < 200; ++i) lengths.push_back(rnd() % (i % 10 == 0 ? 200000 : 9000));
+    bytes data(400000);
+    for (auto& b : data) b = std::byte(rnd());
+    std::vector<byte_span> all;
+    for (std::size_t i = 0; i < lengths.size(); ++i) all.push_back(byte_span(data).subspan(i * 7 % 1000, lengths[i]));
+    std::vector<id> want(all.size());
+    for (std::size_t i = 0; i < all.size(); ++i) want[i] = H::digest(all[i]);
+
+    for (std::size_t batch : {std::size_t(1), std::size_t(2), std::size_t(6), std::size_t(7), std::size_t(16), std::size_t(17), std::size_t(64), all.size()}) {
+        for (std::size_t from = 0; from < all.size(); from += batch) {
+            std::size_t const n = std::min(batch, all.size() - from);
+            std::span<byte_span const> in(all.data() + from, n);
+            std::vector<id> got(n);
+            digest_all<H>(in, got);
+            for (std::size_t i = 0; i < n; ++i) REQUIRE(got[i] == want[from + i]);
+            if (!policies::hash::detail::has_sha256_lanes()) continue;
+            // The lanes alone to the end, and SHA-NI for all but the first sixteen's start.
+            for (unsigned ni_below : {0u, 16u}) {
+                std::fill(got.begin(), got.end(), id{});
+                policies::hash::detail::sha256_many(in, got, ni_below);
+                for (std::size_t i = 0; i < n; ++i) REQUIRE(got[i] == want[from + i]);
+            }
+        }
+    }
+    std::array<byte_span, 1> abc{as_bytes("abc")};
+    std::array<id, 1> d;
+    digest_all<H>(abc, d);
+    CHECK(d[0].str() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    INFO("lanes: " << policies::hash::detail::has_sha256_lanes() << ", SHA-NI: " << policies::hash::detail::has_sha_ni());
+    SUCCEED();
+}
+
 TEST_CASE("restic box: AES-256-CTR + Poly1305-AES vector (restic-format.md 2.5)", "[crypto][seal]") {
     crypto::key_material k;
     auto e = seq(0x00, 32), mk = seq(0x20, 16), mr = seq(0x30, 16), iv = seq(0x40, 16);

@@ -533,10 +533,19 @@ private:
     // --- workers --------------------------------------------------------------------------------
 
     void read_file(dir_state* ds, std::size_t i, std::string const& path, bool known, bool xattrs, unsigned self) {
+        int const fd = open_file(ds, i, path, xattrs, self);
+        if (fd < 0) return;
+        read_fd(ds, i, path, fd, known, self);
+        ::close(fd);
+    }
+
+    // Opens file i of ds for reading (and reads its extended attributes if asked), or reports it,
+    // marks it skipped and releases it: -1. Also -1 (skipped) once the backup has failed.
+    int open_file(dir_state* ds, std::size_t i, std::string const& path, bool xattrs, unsigned self) {
         if (failure_flag_) {
             ds->skip[i] = 1;
             release(ds, self);
-            return;
+            return -1;
         }
         int const at = ds->fd >= 0 ? ds->fd : AT_FDCWD;
         char const* const rel = ds->fd >= 0 ? ds->nodes[i].name.c_str() : path.c_str();
@@ -546,11 +555,97 @@ private:
             report(path, std::string("open: ") + std::strerror(errno));
             ds->skip[i] = 1;
             release(ds, self);
-            return;
+            return -1;
         }
         if (xattrs) ds->nodes[i].xattrs = read_xattrs(fd);
-        read_fd(ds, i, path, fd, known, self);
-        ::close(fd);
+        return fd;
+    }
+
+    // A batch of small files (each under file_batches::alone_bytes when listed): each is read whole
+    // into the worker's buffer, and once ~2 MiB are in, all their chunks are hashed in one call
+    // (digest_all: a batch_hasher runs sixteen in SIMD lanes, ~2x one stream) and then stored file by
+    // file, as read_fd would. A file that grew past what the buffer holds is read again as a stream.
+    void read_batch(std::span<file_item const> files, unsigned self) {
+        if (!batch_hasher<hasher> || files.size() == 1) {
+            for (auto const& f : files) read_file(f.ds, f.i, f.path, f.known, f.xattrs, self);
+            return;
+        }
+        std::byte* const buf = buffers_[self].get(std::max(2 * chunker_.max_size(), 2 * batch_fill));
+        std::size_t const cap = buffers_[self].size();
+        std::vector<batched_file> read;
+        std::size_t used = 0;
+        for (auto const& f : files) {
+            if (used >= batch_fill) store_batch(read, buf, self), read.clear(), used = 0;
+            int const fd = open_file(f.ds, f.i, f.path, f.xattrs, self);
+            if (fd < 0) continue;
+            auto n = read_whole(fd, mutable_byte_span(buf + used, cap - used), f.ds->nodes[f.i].size);
+            if (!n) {
+                report(f.path, n.error().what());
+                f.ds->skip[f.i] = 1;
+                release(f.ds, self);
+            } else if (!*n) {  // grew past the buffer: the batch so far first, as the stream reuses it
+                store_batch(read, buf, self), read.clear(), used = 0;
+                if (::lseek(fd, 0, SEEK_SET) == 0) {
+                    read_fd(f.ds, f.i, f.path, fd, f.known, self);
+                } else {
+                    report(f.path, errno_error("lseek").what());
+                    f.ds->skip[f.i] = 1;
+                    release(f.ds, self);
+                }
+            } else {
+                read.push_back({&f, used, **n});
+                used += **n;
+            }
+            ::close(fd);
+        }
+        store_batch(read, buf, self);
+    }
+    static constexpr std::size_t batch_fill = 2 << 20;
+    struct batched_file {
+        file_item const* f;
+        std::size_t offset, size;  // in the worker's buffer
+    };
+
+    // Reads fd to its end into `into`: the bytes read, or nullopt when they do not fit. A short read
+    // that reaches the listed size `expected` ends it (the read that would return 0 is skipped).
+    static result<std::optional<std::size_t>> read_whole(int fd, mutable_byte_span into, std::uint64_t expected) {
+        std::size_t got = 0;
+        for (;;) {
+            if (got == into.size()) return std::optional<std::size_t>();
+            ssize_t const r = ::read(fd, into.data() + got, into.size() - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) return errno_error("read");
+            if (r == 0) return std::optional<std::size_t>(got);
+            got += std::size_t(r);
+            if (got == expected && got < into.size()) return std::optional<std::size_t>(got);
+        }
+    }
+
+    // Cuts the files read into `buf` into chunks, hashes them all at once, and keeps each file's.
+    void store_batch(std::vector<batched_file> const& read, std::byte const* buf, unsigned self) {
+        if (read.empty()) return;
+        std::vector<byte_span> chunks;
+        std::vector<std::size_t> first;  // a file's first chunk
+        for (auto const& r : read) {
+            first.push_back(chunks.size());
+            for (byte_span rest(buf + r.offset, r.size); !rest.empty();) {
+                std::size_t const n = chunker_.cut(rest);
+                chunks.push_back(rest.first(n));
+                rest = rest.subspan(n);
+            }
+        }
+        first.push_back(chunks.size());
+        std::vector<id> ids(chunks.size());
+        digest_all<hasher>(chunks, ids);
+        for (std::size_t k = 0; k < read.size(); ++k) {
+            file_item const& f = *read[k].f;
+            for (std::size_t c = first[k]; c < first[k + 1]; ++c) {
+                progress_.bytes_done += chunks[c].size();
+                keep_chunk(ids[c], chunks[c], self);
+            }
+            finish_file(f.ds, f.i, std::vector<id>(ids.begin() + std::ptrdiff_t(first[k]), ids.begin() + std::ptrdiff_t(first[k + 1])),
+                        read[k].size, f.known, self);
+        }
     }
 
     void read_fd(dir_state* ds, std::size_t i, std::string const& path, int fd, bool known, unsigned self) {
@@ -588,23 +683,32 @@ private:
             content.push_back(bid);
             size += chunk.size();
             progress_.bytes_done += chunk.size();
-            if (repo_.claim(bid, repo::blob_type::data)) {
-                // A large chunk becomes a task of its own when workers would otherwise run dry (one
-                // big file then keeps every core busy); while files wait for every worker, or each
-                // worker's copy is still in use, this one stores it in place rather than copy it.
-                std::shared_ptr<scratch_bytes> copy;
-                if (chunk.size() < 256 * 1024 || !pool_->wants_work() || !(copy = take_copy_buffer())) {
-                    store_blob(bid, repo::blob_type::data, chunk, self);
-                } else {
-                    std::memcpy(copy->get(chunk.size()), chunk.data(), chunk.size());
-                    pool_->submit_blob([this, bid, copy, n = chunk.size()](unsigned w) {
-                        store_blob(bid, repo::blob_type::data, byte_span(copy->data(), n), w);
-                        give_back(copy, n);
-                    }, self);
-                }
-            }
+            keep_chunk(bid, chunk, self);
         }
         if (size > release_threshold) release_tail(buffers_[self]);
+        finish_file(ds, i, std::move(content), size, known, self);
+    }
+
+    // Stores chunk `bid` of a file if no other has it (claim).
+    void keep_chunk(id const& bid, byte_span chunk, unsigned self) {
+        if (!repo_.claim(bid, repo::blob_type::data)) return;
+        // A large chunk becomes a task of its own when workers would otherwise run dry (one big file
+        // then keeps every core busy); while files wait for every worker, or each worker's copy is
+        // still in use, this one stores it in place rather than copy it.
+        std::shared_ptr<scratch_bytes> copy;
+        if (chunk.size() < 256 * 1024 || !pool_->wants_work() || !(copy = take_copy_buffer())) {
+            store_blob(bid, repo::blob_type::data, chunk, self);
+        } else {
+            std::memcpy(copy->get(chunk.size()), chunk.data(), chunk.size());
+            pool_->submit_blob([this, bid, copy, n = chunk.size()](unsigned w) {
+                store_blob(bid, repo::blob_type::data, byte_span(copy->data(), n), w);
+                give_back(copy, n);
+            }, self);
+        }
+    }
+
+    void finish_file(dir_state* ds, std::size_t i, std::vector<id> content, std::uint64_t size, bool known, unsigned self) {
+        node& n = ds->nodes[i];
         n.content = std::move(content);
         n.size = size;
         ++(known ? c_.files_changed : c_.files_new);
@@ -786,7 +890,7 @@ private:
     std::atomic<int> dir_fds_{0};  // directory descriptors held (dir_fd)
     engine::detail::file_batches<file_item> batches_{
         [this](std::span<file_item const> files, unsigned self) {
-            for (auto const& f : files) read_file(f.ds, f.i, f.path, f.known, f.xattrs, self);
+            read_batch(files, self);
         }};
 };
 

@@ -1,9 +1,14 @@
 // Retention policy helpers (restic's calendar rules: ISO weeks, AddDate normalization, durations),
-// prune's planning rules, and the trees restore fetches ahead of its walk.
+// prune's planning rules, and the trees restore fetches ahead of its walk; restore's batches.
+#include <stash/engine/restore.hpp>
 #include <stash/engine/tree_prefetch.hpp>
 #include <stash/engine/forget.hpp>
 #include <stash/engine/prune.hpp>
+#include <stash/policies/backend/memory.hpp>
 #include <stash/policies/hash/sha256.hpp>
+
+#include <fstream>
+#include <sstream>
 
 #include <atomic>
 #include <unordered_map>
@@ -281,4 +286,67 @@ TEST_CASE("tree_prefetch hands a depth-first walk every tree, under any budget",
             CHECK(f.loads <= 2 * (visited + failed));
         }
     }
+}
+
+TEST_CASE("restore hashes a batch's blobs together: each file written, a blob that is not its ID named", "[engine][restore]") {
+    using H = policies::hash::sha256;
+    using repo_t = repo::repository<policies::backend::memory, H>;
+    repo::init_options opt;
+    opt.kdf = {1024, 8, 1};
+    auto r = repo_t::init(policies::backend::memory(), "pw", opt);
+    REQUIRE(r);
+    // 40 files of ~120 KB (more than one batch buffer of plaintext, so batches are hashed in
+    // parts), one empty; file 7's blob is sealed correctly but holds other bytes than its ID names.
+    std::vector<std::string> texts;
+    std::vector<repo::node> nodes;
+    repo::pack_builder data;
+    for (int i = 0; i < 40; ++i) {
+        std::string t = i == 39 ? "" : std::string(120000 + std::size_t(i), char('a' + i % 26)) + std::to_string(i);
+        repo::node n;
+        n.name = "f" + std::to_string(100 + i);
+        n.mode = 0644;
+        n.size = t.size();
+        if (!t.empty()) {
+            id const bid = H::digest(as_bytes(i == 7 ? std::string("not what it holds") : t));
+            n.content = {bid};
+            data.add(bid, repo::blob_type::data, std::uint32_t(t.size()), [&](bytes& out) {
+                r->sealer().seal_append(out, [&](bytes& o) { compress::zstd_compress_frame(as_bytes(t), o); });
+            });
+        }
+        texts.push_back(std::move(t));
+        nodes.push_back(std::move(n));
+    }
+    REQUIRE(r->save_pack(data.finish(r->sealer()), data.entries()));
+    repo::pack_builder trees;
+    auto const json = repo::tree_json(nodes);
+    id const tid = H::digest(as_bytes(json));
+    trees.add(tid, repo::blob_type::tree, 0, [&](bytes& out) { r->sealer().seal(as_bytes(json), out); });
+    REQUIRE(r->save_pack(trees.finish(r->sealer()), trees.entries()));
+
+    char tmpl[] = "/tmp/stash-unit-restore-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl));
+    repo::snapshot snap;
+    snap.tree = tid;
+    engine::restore_options ro;
+    ro.target = tmpl;
+    ro.threads = 2;
+    std::vector<std::pair<std::string, std::string>> errors;
+    std::mutex mu;
+    ro.on_error = [&](std::string const& path, std::string const& msg) {
+        std::lock_guard lk(mu);
+        errors.emplace_back(path, msg);
+    };
+    auto const sum = engine::restore(*r, snap, ro);
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].first == std::string(tmpl) + "/f107");
+    CHECK(errors[0].second.find("data blob " + nodes[7].content[0].str()) != std::string::npos);
+    CHECK(errors[0].second.find("does not match its ID") != std::string::npos);
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+        if (i == 7) continue;
+        std::ifstream in(std::string(tmpl) + "/" + nodes[i].name, std::ios::binary);
+        std::stringstream got;
+        got << in.rdbuf();
+        REQUIRE(got.str() == texts[i]);
+    }
+    std::filesystem::remove_all(tmpl);
 }

@@ -53,11 +53,14 @@ public:
 
     /// Decodes a frame of recorded length `expected` (> 0) into the decoder's own buffer, not
     /// zero-filled first and kept for the next call; the view is valid until then. Errors as above.
-    result<byte_span> decompress(byte_span in, std::size_t expected) {
+    result<byte_span> decompress(byte_span in, std::size_t expected) { return decompress(in, expected, out_.get(expected + 1)); }
+
+    /// The same into `dst`, which has room for `expected + 1` bytes (one spare: a frame larger than
+    /// its recorded length fills it and is rejected).
+    result<byte_span> decompress(byte_span in, std::size_t expected, std::byte* dst) {
         ZSTD_DCtx_reset(dctx_.get(), ZSTD_reset_session_only);
         ZSTD_inBuffer ib{in.data(), in.size(), 0};
-        // One spare byte: a frame larger than its recorded length fills it and is rejected.
-        ZSTD_outBuffer ob{out_.get(expected + 1), expected + 1, 0};
+        ZSTD_outBuffer ob{dst, expected + 1, 0};
         for (;;) {
             std::size_t r = ZSTD_decompressStream(dctx_.get(), &ob, &ib);
             if (ZSTD_isError(r)) return make_error(errc::corrupt, std::string("zstd: ") + ZSTD_getErrorName(r));

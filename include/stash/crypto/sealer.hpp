@@ -124,6 +124,14 @@ public:
 
     result<void> open(byte_span in, bytes& out) const {
         if (in.size() < overhead) return make_error(errc::corrupt, "ciphertext too short");
+        std::size_t const base = out.size();
+        out.resize(base + in.size() - overhead);
+        return open(in, out.data() + base);
+    }
+
+    /// Checks the MAC of box `in` and decrypts it into `dst` (room for `in.size() - overhead` bytes).
+    result<void> open(byte_span in, std::byte* dst) const {
+        if (in.size() < overhead) return make_error(errc::corrupt, "ciphertext too short");
         auto& ctx = detail::thread_ctx::get(key_.encrypt, key_.mac_k);
         auto const* iv = in.data();
         byte_span ct = in.subspan(iv_size, in.size() - overhead);
@@ -131,12 +139,10 @@ public:
         mac(ctx, iv, ct, tag);
         if (CRYPTO_memcmp(tag, in.data() + in.size() - mac_size, mac_size) != 0)
             return make_error(errc::corrupt, "ciphertext verification failed (MAC mismatch)");
-        std::size_t base = out.size();
-        out.resize(base + ct.size());
         int n = 0;
         // CTR decryption is the same keystream XOR as encryption.
         if (!EVP_EncryptInit_ex2(ctx.ctr.get(), nullptr, nullptr, u(iv), nullptr) ||
-            !EVP_EncryptUpdate(ctx.ctr.get(), u(out.data() + base), &n, u(ct.data()), int(ct.size())))
+            !EVP_EncryptUpdate(ctx.ctr.get(), u(dst), &n, u(ct.data()), int(ct.size())))
             throw std::runtime_error("OpenSSL AES-256-CTR failed");
         return {};
     }

@@ -406,19 +406,36 @@ public:
     /// the copy and the zero-fill of an owned buffer where the plaintext is used at once.
     result<byte_span> decode_blob(blob_location const& loc, byte_span sealed) {
         thread_local bytes plain;
-        thread_local compress::zstd_decoder dec;
         plain.clear();
-        auto where = [&] { return std::string(to_string(loc.entry.type)) + " blob " + loc.entry.blob.str() + " in pack " + loc.pack.str(); };
-        if (auto r = sealer_.open(sealed, plain); !r) return make_error(errc::corrupt, where() + ": " + r.error().message);
+        if (auto r = sealer_.open(sealed, plain); !r) return make_error(errc::corrupt, blob_name(loc) + ": " + r.error().message);
         byte_span out = plain;
         if (loc.entry.uncompressed_length) {
-            auto d = dec.decompress(plain, loc.entry.uncompressed_length);
-            if (!d) return make_error(errc::corrupt, where() + ": " + d.error().message);
+            auto d = thread_decoder().decompress(plain, loc.entry.uncompressed_length);
+            if (!d) return make_error(errc::corrupt, blob_name(loc) + ": " + d.error().message);
             out = *d;
         }
-        if (Hasher::digest(out) != loc.entry.blob) return make_error(errc::corrupt, where() + ": content does not match its ID");
+        if (Hasher::digest(out) != loc.entry.blob) return blob_mismatch(loc);
         return out;
     }
+
+    /// Opens a sealed blob (MAC, decryption, decompression) into `dst`, which has room for its
+    /// plaintext length plus one byte, without checking its ID: for callers that hash many blobs
+    /// at once (`digest_all`) and report a mismatch as `blob_mismatch(loc)`.
+    result<byte_span> open_blob(blob_location const& loc, byte_span sealed, std::byte* dst) {
+        if (!loc.entry.uncompressed_length) {
+            if (auto r = sealer_.open(sealed, dst); !r) return make_error(errc::corrupt, blob_name(loc) + ": " + r.error().message);
+            return byte_span(dst, sealed.size() - crypto::restic_sealer::overhead);
+        }
+        thread_local bytes frame;
+        frame.clear();
+        if (auto r = sealer_.open(sealed, frame); !r) return make_error(errc::corrupt, blob_name(loc) + ": " + r.error().message);
+        auto d = thread_decoder().decompress(frame, loc.entry.uncompressed_length, dst);
+        if (!d) return make_error(errc::corrupt, blob_name(loc) + ": " + d.error().message);
+        return *d;
+    }
+
+    /// The error of a blob whose plaintext does not hash to its ID.
+    static error blob_mismatch(blob_location const& loc) { return make_error(errc::corrupt, blob_name(loc) + ": content does not match its ID"); }
 
     /// Uploads a finished pack, then makes its blobs visible in the index and queues them for the
     /// next index file. Packs are named by the hash of their bytes.
@@ -616,6 +633,13 @@ public:
     }
 
 private:
+    static std::string blob_name(blob_location const& loc) {
+        return std::string(to_string(loc.entry.type)) + " blob " + loc.entry.blob.str() + " in pack " + loc.pack.str();
+    }
+    static compress::zstd_decoder& thread_decoder() {
+        thread_local compress::zstd_decoder dec;
+        return dec;
+    }
     repository(Backend b, crypto::restic_sealer s, config c)
         : backend_(std::move(b)), sealer_(std::move(s)), config_(std::move(c)) {
         if constexpr (caching_backend<Backend>) backend_.bind_cache(config_.id);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stash/crypto/sealer.hpp>
+#include <stash/engine/detail/blob_batch.hpp>
 #include <stash/engine/detail/pool.hpp>
 #include <stash/engine/filter.hpp>
 #include <stash/engine/fs.hpp>
@@ -421,46 +422,31 @@ private:
             if (job->blobs.empty()) finish(*job);
             jobs.push_back(std::move(job));
         }
-        // Blobs are opened into the worker's batch buffer and, once it is full, hashed together
-        // (digest_all: a batch_hasher runs sixteen in SIMD lanes) before they are written.
+        // Blobs are opened into the worker's batch buffer and hashed together (blob_batch) before
+        // they are written.
         auto& sc = scratch_[self];
-        std::byte* const plain = sc.plain.get(batch_plain_bytes);
-        std::size_t used = 0;
-        std::vector<std::size_t> opened;  // indexes into locs, their plaintexts back to back in `plain`
-        std::vector<byte_span> texts;
-        std::vector<id> ids;
         auto done = [&](std::size_t i, std::string const& e) {
             auto& job = *refs[i].job;
             if (!e.empty() && !job.failed.exchange(true)) report(job.path, e);
             if (--job.pending == 0) finish(job);
         };
-        auto write_opened = [&] {
-            ids.resize(texts.size());
-            digest_all<typename Repo::hasher_type>(texts, ids);
-            for (std::size_t k = 0; k < opened.size(); ++k) {
-                std::size_t const i = opened[k];
-                auto& job = *refs[i].job;
-                if (job.failed) done(i, {});
-                else if (ids[k] != locs[i].entry.blob) done(i, Repo::blob_mismatch(locs[i]).what());
-                else done(i, write_plain(job, texts[k], refs[i].at));
-            }
-            opened.clear(), texts.clear(), used = 0;
-        };
-        repo_.read_sealed(locs, [&](std::size_t i, byte_span sealed, error const* failed) {
+        auto opened = [&](std::size_t i, result<byte_span> text) {
             auto& job = *refs[i].job;
-            if (job.failed) return done(i, {});
-            if (failed) return done(i, failed->what());
-            std::size_t const room = locs[i].entry.plaintext_length(crypto::restic_sealer::overhead) + 1;
-            if (used + room > batch_plain_bytes) write_opened();
-            if (room > batch_plain_bytes) return done(i, write_blob(job, locs[i], sealed, refs[i].at));  // (an index entry claims that much)
-            auto text = repo_.open_blob(locs[i], sealed, plain + used);
-            if (!text) return done(i, text.error().what());
-            opened.push_back(i), texts.push_back(*text), used += text->size();
-        }, max_gap_bytes, max_part_bytes, &sc.sealed);
-        write_opened();
+            if (job.failed) done(i, {});
+            else if (!text) done(i, text.error().what());
+            else done(i, write_plain(job, *text, refs[i].at));
+        };
+        {
+            engine::detail::blob_batch<Repo, std::size_t, decltype(opened)> batch(repo_, sc.plain, opened);
+            repo_.read_sealed(locs, [&](std::size_t i, byte_span sealed, error const* failed) {
+                if (refs[i].job->failed) return done(i, {});
+                if (failed) return done(i, failed->what());
+                batch.add(locs[i], sealed, i);
+            }, max_gap_bytes, max_part_bytes, &sc.sealed);
+        }  // (the batch writes what it holds)
         sc.trim();
     }
-    static constexpr std::size_t batch_plain_bytes = 4 << 20;
+
 
     // Decodes one sealed blob and writes it at `at` (or leaves a hole); returns an error message.
     std::string write_blob(file_job& job, repo::blob_location const& loc, byte_span sealed, std::uint64_t at) {

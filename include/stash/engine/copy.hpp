@@ -3,6 +3,7 @@
 
 #include <stash/compress/zstd.hpp>
 #include <stash/concepts/compressor.hpp>
+#include <stash/engine/detail/blob_batch.hpp>
 #include <stash/engine/detail/parallel.hpp>
 #include <stash/engine/snapshots.hpp>
 #include <stash/engine/walk.hpp>
@@ -97,7 +98,17 @@ result<copy_stats> copy_snapshots(Src& src, Dst& dst, std::vector<snapshot_entry
     }, opt.threads);
     if (!walked) return std::move(walked).error();
 
-    // Copy them: read, verify, (re)compress, seal with the destination's key, pack.
+    // Copy them: read, verify, (re)compress, seal with the destination's key, pack. Workers take
+    // groups of blobs, read each group sorted by pack and offset with few requests (read_sealed)
+    // and check their IDs many at a time (blob_batch).
+    std::vector<repo::blob_location> locs;
+    locs.reserve(need.size());
+    for (auto const& [bid, type] : need) {
+        auto loc = src.index().find(bid, type);
+        if (!loc) return make_error(errc::not_found, std::string(to_string(type)) + " blob " + bid.str() + " not found in index");
+        locs.push_back(*loc);
+    }
+    constexpr std::size_t group = 256;
     detail::first_error failure;
     std::atomic<std::size_t> next{0};
     std::atomic<std::uint64_t> blobs{0}, bytes_in{0}, packs{0};
@@ -105,7 +116,8 @@ result<copy_stats> copy_snapshots(Src& src, Dst& dst, std::vector<snapshot_entry
     auto work = [&] {
         repo::pack_builder builders[2] = {repo::pack_builder(opt.pack_size + (1u << 20)), repo::pack_builder()};
         Compressor compressor;
-        bytes packed;
+        bytes packed, sealed;
+        scratch_bytes plain_buf;
         auto flush = [&](repo::pack_builder& b) {
             if (b.empty() || failure.failed()) return;
             byte_span p = b.finish(dst.sealer());
@@ -114,10 +126,10 @@ result<copy_stats> copy_snapshots(Src& src, Dst& dst, std::vector<snapshot_entry
             if (!r) return fail(r.error());
             ++packs;
         };
-        for (std::size_t i; !failure.failed() && (i = next++) < need.size();) {
-            auto const& [bid, type] = need[i];
-            auto plain = src.load_blob(type, bid);
+        auto store = [&](std::size_t i, result<byte_span> plain) {
+            if (failure.failed()) return;
             if (!plain) return fail(plain.error());
+            auto const type = locs[i].entry.type;
             std::uint32_t ulen = 0;
             byte_span payload = *plain;
             if (dst.compression() && !plain->empty() && (Compressor::enabled || type == repo::blob_type::tree)) {
@@ -132,10 +144,21 @@ result<copy_stats> copy_snapshots(Src& src, Dst& dst, std::vector<snapshot_entry
                 ulen = std::uint32_t(plain->size());
             }
             auto& b = builders[std::size_t(type)];
-            b.add(bid, type, ulen, [&](bytes& out) { dst.sealer().seal(payload, out); });
+            b.add(locs[i].entry.blob, type, ulen, [&](bytes& out) { dst.sealer().seal(payload, out); });
             ++blobs, bytes_in += plain->size();
             if (b.size() >= opt.pack_size) flush(b);
-        }
+        };
+        {
+            detail::blob_batch<Src, std::size_t, decltype(store)> batch(src, plain_buf, store);
+            for (std::size_t g; !failure.failed() && (g = next.fetch_add(group)) < locs.size();) {
+                std::size_t const n = std::min(group, locs.size() - g);
+                src.read_sealed(std::span(locs).subspan(g, n), [&](std::size_t k, byte_span box, error const* failed) {
+                    if (failure.failed()) return;
+                    if (failed) return fail(*failed);
+                    batch.add(locs[g + k], box, g + k);
+                }, 1u << 20, 4u << 20, &sealed);
+            }
+        }  // (the batch stores what it holds)
         flush(builders[0]);
         flush(builders[1]);
     };

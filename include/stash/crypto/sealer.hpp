@@ -126,7 +126,9 @@ public:
         if (in.size() < overhead) return make_error(errc::corrupt, "ciphertext too short");
         std::size_t const base = out.size();
         out.resize(base + in.size() - overhead);
-        return open(in, out.data() + base);
+        auto r = open(in, out.data() + base);
+        if (!r) out.resize(base);  // a box that fails leaves `out` as it was
+        return r;
     }
 
     /// Checks the MAC of box `in` and decrypts it into `dst` (room for `in.size() - overhead` bytes).

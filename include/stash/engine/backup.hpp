@@ -564,7 +564,8 @@ private:
     // A batch of small files (each under file_batches::alone_bytes when listed): each is read whole
     // into the worker's buffer, and once ~2 MiB are in, all their chunks are hashed in one call
     // (digest_all: a batch_hasher runs sixteen in SIMD lanes, ~2x one stream) and then stored file by
-    // file, as read_fd would. A file that grew past what the buffer holds is read again as a stream.
+    // file, as read_fd would. A file that turns out larger than 4 MiB (it grew since it was listed,
+    // or it is a /proc file listed as empty) is read again as a stream.
     void read_batch(std::span<file_item const> files, unsigned self) {
         if (!batch_hasher<hasher> || files.size() == 1) {
             for (auto const& f : files) read_file(f.ds, f.i, f.path, f.known, f.xattrs, self);
@@ -578,12 +579,12 @@ private:
             if (used >= batch_fill) store_batch(read, buf, self), read.clear(), used = 0;
             int const fd = open_file(f.ds, f.i, f.path, f.xattrs, self);
             if (fd < 0) continue;
-            auto n = read_whole(fd, mutable_byte_span(buf + used, cap - used), f.ds->nodes[f.i].size);
+            auto n = read_whole(fd, mutable_byte_span(buf + used, std::min(cap - used, 2 * batch_fill)), f.ds->nodes[f.i].size);
             if (!n) {
                 report(f.path, n.error().what());
                 f.ds->skip[f.i] = 1;
                 release(f.ds, self);
-            } else if (!*n) {  // grew past the buffer: the batch so far first, as the stream reuses it
+            } else if (!*n) {  // too large: the batch so far first, as the stream reuses the buffer
                 store_batch(read, buf, self), read.clear(), used = 0;
                 if (::lseek(fd, 0, SEEK_SET) == 0) {
                     read_fd(f.ds, f.i, f.path, fd, f.known, self);

@@ -37,4 +37,18 @@ inline bool has_avx512vl() noexcept {
 #endif
 }
 
+/// True when this CPU has the SHA extensions and SSE4.1 (checked once per process): SHA-256's
+/// finish of the last lanes (policies/hash/detail/sha256_lanes.hpp).
+inline bool has_sha_ni() noexcept {
+#ifdef STASH_X86
+    static bool const yes = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
+    }();
+    return yes;
+#else
+    return false;
+#endif
+}
+
 }  // namespace stash

@@ -33,7 +33,7 @@ struct sha256 {
     /// `out[i] = digest(in[i])` for every i (`stash::batch_hasher`).
     static void digest_many(std::span<byte_span const> in, std::span<id> out) {
         // Without SHA-NI to finish the last lanes, a few messages are faster one by one.
-        if (detail::has_sha256_lanes() && (detail::has_sha_ni() || in.size() >= 8)) return detail::sha256_many(in, out);
+        if (detail::has_sha256_lanes() && (has_sha_ni() || in.size() >= 8)) return detail::sha256_many(in, out);
         for (std::size_t i = 0; i < in.size(); ++i) out[i] = digest(in[i]);
     }
 

@@ -42,19 +42,6 @@ inline constexpr std::uint32_t sha256_k[64] = {
 inline constexpr std::uint32_t sha256_h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                                                0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
-/// True when this CPU has the SHA extensions (checked once per process).
-inline bool has_sha_ni() noexcept {
-#ifdef STASH_X86
-    static bool const yes = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
-    }();
-    return yes;
-#else
-    return false;
-#endif
-}
-
 #ifdef STASH_X86
 
 // GCC 12's AVX-512 intrinsics pass _mm512_undefined_epi32() (a self-initialized variable) as the

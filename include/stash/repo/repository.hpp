@@ -405,23 +405,20 @@ public:
     /// The same into per-thread buffers: the view is valid until the thread's next call. Saves
     /// the copy and the zero-fill of an owned buffer where the plaintext is used at once.
     result<byte_span> decode_blob(blob_location const& loc, byte_span sealed) {
-        thread_local bytes plain;
-        plain.clear();
-        if (auto r = sealer_.open(sealed, plain); !r) return make_error(errc::corrupt, blob_name(loc) + ": " + r.error().message);
-        byte_span out = plain;
-        if (loc.entry.uncompressed_length) {
-            auto d = thread_decoder().decompress(plain, loc.entry.uncompressed_length);
-            if (!d) return make_error(errc::corrupt, blob_name(loc) + ": " + d.error().message);
-            out = *d;
-        }
-        if (Hasher::digest(out) != loc.entry.blob) return blob_mismatch(loc);
-        return out;
+        thread_local scratch_bytes plain;
+        auto text = open_blob(loc, sealed, plain.get(loc.entry.plaintext_length(crypto::restic_sealer::overhead) + 1));
+        if (!text) return std::move(text).error();
+        if (Hasher::digest(*text) != loc.entry.blob) return blob_mismatch(loc);
+        return *text;
     }
 
     /// Opens a sealed blob (MAC, decryption, decompression) into `dst`, which has room for its
     /// plaintext length plus one byte, without checking its ID: for callers that hash many blobs
     /// at once (`digest_all`) and report a mismatch as `blob_mismatch(loc)`.
     result<byte_span> open_blob(blob_location const& loc, byte_span sealed, std::byte* dst) {
+        if (sealed.size() != loc.entry.length)  // (dst is sized by the entry)
+            return make_error(errc::corrupt, blob_name(loc) + ": " + std::to_string(sealed.size()) + " bytes read, the index says " +
+                                                 std::to_string(loc.entry.length));
         if (!loc.entry.uncompressed_length) {
             if (auto r = sealer_.open(sealed, dst); !r) return make_error(errc::corrupt, blob_name(loc) + ": " + r.error().message);
             return byte_span(dst, sealed.size() - crypto::restic_sealer::overhead);

@@ -168,7 +168,7 @@ result<check_summary> check(Repo& repo, check_options const& opt) {
             bytes pack;
             scratch_bytes plain;
             // Blob IDs are checked many at a time (blob_batch: digest_all); the batch holds copies of
-            // plaintext, so it runs on across packs and is flushed when the worker ends.
+            // plaintext, so it runs on across packs and is flushed once the worker's packs are read.
             auto opened = [&](int, result<byte_span> text) {
                 if (!text) error(text.error().what());
                 ++blobs_read;
@@ -202,6 +202,7 @@ result<check_summary> check(Repo& repo, check_options const& opt) {
                     batch.add({pid, b}, byte_span(pack).subspan(b.offset, b.length), 0);
                 }
             }
+            batch.flush();
         };
         unsigned const n = opt.threads ? opt.threads : std::max(2u, std::thread::hardware_concurrency());
         std::vector<std::jthread> pool;

@@ -148,17 +148,16 @@ result<copy_stats> copy_snapshots(Src& src, Dst& dst, std::vector<snapshot_entry
             ++blobs, bytes_in += plain->size();
             if (b.size() >= opt.pack_size) flush(b);
         };
-        {
-            detail::blob_batch<Src, std::size_t, decltype(store)> batch(src, plain_buf, store);
-            for (std::size_t g; !failure.failed() && (g = next.fetch_add(group)) < locs.size();) {
-                std::size_t const n = std::min(group, locs.size() - g);
-                src.read_sealed(std::span(locs).subspan(g, n), [&](std::size_t k, byte_span box, error const* failed) {
-                    if (failure.failed()) return;
-                    if (failed) return fail(*failed);
-                    batch.add(locs[g + k], box, g + k);
-                }, 1u << 20, 4u << 20, &sealed);
-            }
-        }  // (the batch stores what it holds)
+        detail::blob_batch<Src, std::size_t, decltype(store)> batch(src, plain_buf, store);
+        for (std::size_t g; !failure.failed() && (g = next.fetch_add(group)) < locs.size();) {
+            std::size_t const n = std::min(group, locs.size() - g);
+            src.read_sealed(std::span(locs).subspan(g, n), [&](std::size_t k, byte_span box, error const* failed) {
+                if (failure.failed()) return;
+                if (failed) return fail(*failed);
+                batch.add(locs[g + k], box, g + k);
+            }, 1u << 20, 4u << 20, &sealed);
+        }
+        batch.flush();
         flush(builders[0]);
         flush(builders[1]);
     };

@@ -436,17 +436,15 @@ private:
             else if (!text) done(i, text.error().what());
             else done(i, write_plain(job, *text, refs[i].at));
         };
-        {
-            engine::detail::blob_batch<Repo, std::size_t, decltype(opened)> batch(repo_, sc.plain, opened);
-            repo_.read_sealed(locs, [&](std::size_t i, byte_span sealed, error const* failed) {
-                if (refs[i].job->failed) return done(i, {});
-                if (failed) return done(i, failed->what());
-                batch.add(locs[i], sealed, i);
-            }, max_gap_bytes, max_part_bytes, &sc.sealed);
-        }  // (the batch writes what it holds)
+        engine::detail::blob_batch<Repo, std::size_t, decltype(opened)> batch(repo_, sc.plain, opened);
+        repo_.read_sealed(locs, [&](std::size_t i, byte_span sealed, error const* failed) {
+            if (refs[i].job->failed) return done(i, {});
+            if (failed) return done(i, failed->what());
+            batch.add(locs[i], sealed, i);
+        }, max_gap_bytes, max_part_bytes, &sc.sealed);
+        batch.flush();
         sc.trim();
     }
-
 
     // Decodes one sealed blob and writes it at `at` (or leaves a hole); returns an error message.
     std::string write_blob(file_job& job, repo::blob_location const& loc, byte_span sealed, std::uint64_t at) {

@@ -19,7 +19,8 @@ namespace stash::engine::detail {
     `batch_hasher` (SHA-256 on sixteen AVX-512 lanes) checks many IDs at about twice the speed of
     one at a time. Each blob then reaches `done(tag, result<byte_span>)`: its plaintext (valid
     during the call), or the error that names it (MAC mismatch, bad frame, content that does not
-    match its ID). A blob larger than the buffer is decoded alone at once.
+    match its ID). A blob larger than the buffer is decoded alone at once. Call `flush` once the
+    last blob is added: what the batch still holds is dropped with it.
 
     One object per thread; the buffer's pages stay with its `scratch_bytes`. */
 template <class Repo, class Tag, class Done>
@@ -31,7 +32,6 @@ public:
         : repo_(repo), buf_(buf.get(capacity)), cap_(buf.size()), done_(std::move(done)) {}
     blob_batch(blob_batch const&) = delete;
     blob_batch& operator=(blob_batch const&) = delete;
-    ~blob_batch() { flush(); }
 
     void add(repo::blob_location const& loc, byte_span sealed, Tag tag) {
         std::size_t const room = loc.entry.plaintext_length(crypto::restic_sealer::overhead) + 1;

@@ -571,15 +571,15 @@ private:
             for (auto const& f : files) read_file(f.ds, f.i, f.path, f.known, f.xattrs, self);
             return;
         }
-        std::byte* const buf = buffers_[self].get(std::max(2 * chunker_.max_size(), 2 * batch_fill));
-        std::size_t const cap = buffers_[self].size();
+        // Room for a batch that has not reached batch_fill plus one file of up to read_limit.
+        std::byte* const buf = buffers_[self].get(std::max(2 * chunker_.max_size(), batch_fill + read_limit));
         std::vector<batched_file> read;
         std::size_t used = 0;
         for (auto const& f : files) {
             if (used >= batch_fill) store_batch(read, buf, self), read.clear(), used = 0;
             int const fd = open_file(f.ds, f.i, f.path, f.xattrs, self);
             if (fd < 0) continue;
-            auto n = read_whole(fd, mutable_byte_span(buf + used, std::min(cap - used, 2 * batch_fill)), f.ds->nodes[f.i].size);
+            auto n = read_whole(fd, mutable_byte_span(buf + used, read_limit), f.ds->nodes[f.i].size);
             if (!n) {
                 report(f.path, n.error().what());
                 f.ds->skip[f.i] = 1;
@@ -601,7 +601,7 @@ private:
         }
         store_batch(read, buf, self);
     }
-    static constexpr std::size_t batch_fill = 2 << 20;
+    static constexpr std::size_t batch_fill = 2 << 20, read_limit = 4 << 20;
     struct batched_file {
         file_item const* f;
         std::size_t offset, size;  // in the worker's buffer

@@ -11,44 +11,28 @@ namespace stash {
 #define STASH_TARGET_AVX512VL __attribute__((target("avx512f,avx512vl")))
 #endif
 
-/// True when this CPU runs AVX-512BW and BMI2 (checked once per process): the chunkers' kernels.
+// Each check runs once per process (a function-local static).
+#ifdef STASH_X86
+/// True when this CPU runs AVX-512BW and BMI2: the chunkers' kernels, SHA-256's lanes.
 inline bool has_avx512bw() noexcept {
-#ifdef STASH_X86
-    static bool const yes = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("bmi2");
-    }();
+    static bool const yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                                       __builtin_cpu_supports("bmi2"));
     return yes;
-#else
-    return false;
-#endif
 }
-
-/// True when this CPU runs AVX-512VL (checked once per process): scrypt's ROMix.
+/// True when this CPU runs AVX-512VL: scrypt's ROMix.
 inline bool has_avx512vl() noexcept {
-#ifdef STASH_X86
-    static bool const yes = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-    }();
+    static bool const yes = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"));
     return yes;
-#else
-    return false;
-#endif
 }
-
-/// True when this CPU has the SHA extensions and SSE4.1 (checked once per process): SHA-256's
-/// finish of the last lanes (policies/hash/detail/sha256_lanes.hpp).
+/// True when this CPU has the SHA extensions and SSE4.1: the finish of SHA-256's last lanes.
 inline bool has_sha_ni() noexcept {
-#ifdef STASH_X86
-    static bool const yes = [] {
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1");
-    }();
+    static bool const yes = (__builtin_cpu_init(), __builtin_cpu_supports("sha") && __builtin_cpu_supports("sse4.1"));
     return yes;
-#else
-    return false;
-#endif
 }
+#else
+inline bool has_avx512bw() noexcept { return false; }
+inline bool has_avx512vl() noexcept { return false; }
+inline bool has_sha_ni() noexcept { return false; }
+#endif
 
 }  // namespace stash

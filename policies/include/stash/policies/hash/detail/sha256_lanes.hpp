@@ -144,13 +144,7 @@ STASH_TARGET_AVX512BW inline void sha256_x16_blocks(std::uint32_t (*st)[16], std
 #endif  // STASH_X86
 
 /// Whether `sha256_many` runs here (AVX-512BW); elsewhere the caller hashes one message at a time.
-inline bool has_sha256_lanes() noexcept {
-#ifdef STASH_X86
-    return has_avx512bw();
-#else
-    return false;
-#endif
-}
+inline bool has_sha256_lanes() noexcept { return has_avx512bw(); }
 
 /** Digests of `in[i]` into `out[i]` (same size), sixteen messages at a time. Pre: `has_sha256_lanes()`.
 

@@ -203,7 +203,7 @@ template <class Chunker, bool Text>
 void whole_path(benchmark::State& st, Chunker const& c) {
     auto const& in = Text ? input_text() : input_random();
     crypto::restic_sealer s(crypto::key_material::random());
-    policies::compress::zstd<2> z;  // the stock agent's level
+    policies::compress::zstd<2, 6> z;  // the stock agent's
     bytes packed, sealed;
     for (auto _ : st) {
         byte_span rest = in;

@@ -428,6 +428,31 @@ TEST_CASE("zstd blobs round-trip through a context whose workspace block is kept
             }
         }
     }
+    SECTION("a small-blob minimum match applies to blobs up to 16 KiB only, whatever came before") {
+        bytes text;
+        for (int i = 0; text.size() < (1u << 20); ++i) {
+            std::string line = "int v" + std::to_string(i * 7919 % 1000) + " = f(" + std::to_string(i % 37) + ");\n";
+            for (char ch : line) text.push_back(std::byte(ch));
+        }
+        auto frame = [&](auto& z, std::size_t n) {
+            bytes f;
+            z.compress(byte_span(text).first(n), f);
+            bytes back;
+            REQUIRE(z.decompress(f, n, back));
+            CHECK(std::equal(back.begin(), back.end(), text.begin()));
+            return f;
+        };
+        std::size_t const small = policies::compress::zstd<2, 6>::small;
+        policies::compress::zstd<2> plain, fresh_plain;
+        policies::compress::zstd<2, 6> tuned, fresh_tuned;
+        // Small: the tuned frame differs from zstd's own choice, and stays the same after a large
+        // blob and a mid-sized one (the parameter is set again); mid-sized and large: zstd's own.
+        bytes const small_tuned = frame(fresh_tuned, small);
+        CHECK(small_tuned != frame(fresh_plain, small));
+        for (std::size_t n : {small + 1, std::size_t(1) << 20, std::size_t(70000), small, std::size_t(5000), std::size_t(200)})
+            CHECK(frame(tuned, n) == (n <= small ? frame(fresh_tuned, n) : frame(plain, n)));
+        CHECK(frame(tuned, small) == small_tuned);
+    }
     SECTION("a large incompressible blob outgrows the first guess of half its size") {
         policies::compress::zstd<2> z;
         bytes noise(3 << 20), frame = seq(1, 3), back;

@@ -12,7 +12,6 @@
 #include <optional>
 #include <span>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 namespace stash::engine {
@@ -35,7 +34,7 @@ inline constexpr std::size_t walk_batch_trees = 256;
 template <class Repo, class Visit>
 result<void> walk_trees(Repo& repo, std::vector<id> roots, Visit&& visit, unsigned threads = 0,
                         std::function<void(id const&, error const&)> const& on_error = {}) {
-    std::unordered_set<id, id_hash> seen;
+    id_set seen;
     std::vector<id> level;
     for (auto const& r : roots)
         if (seen.insert(r).second) level.push_back(r);

@@ -13,7 +13,6 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -269,7 +268,7 @@ public:
     }
 
 private:
-    std::unordered_set<id, id_hash> sets_[2];
+    id_set sets_[2];
 };
 
 /** All blobs the repository knows: loaded index files plus packs written in this session.

@@ -24,7 +24,6 @@
 #include <span>
 #include <thread>
 #include <tuple>
-#include <unordered_set>
 
 namespace stash::repo {
 
@@ -292,7 +291,7 @@ public:
         if constexpr (caching_backend<Backend>) {
             // The packs holding trees: every walk of a snapshot reads them again.
             backend_.cache_packs([this]() -> pack_filter {
-                auto trees = std::make_shared<std::unordered_set<id, id_hash>>();
+                auto trees = std::make_shared<id_set>();
                 index_.for_each([&](blob_location const& l) {
                     if (l.entry.type == blob_type::tree) trees->insert(l.pack);
                 });
@@ -688,7 +687,7 @@ private:
     std::vector<indexed_pack> pending_;
     std::size_t pending_blobs_ = 0;
     std::mutex claim_mu_;
-    std::unordered_set<id, id_hash> claimed_[2];
+    id_set claimed_[2];
 };
 
 }  // namespace stash::repo

@@ -106,9 +106,13 @@ private:
     `std::runtime_error` on a zstd error (none occur for valid use). */
 class zstd_frame_writer {
 public:
-    zstd_frame_writer(bytes& out, int level) : out_(out), cctx_(ZSTD_createCCtx()) {
+    /// `workers` > 0 compresses on that many threads of zstd's own (a frame of jobs of a few MiB,
+    /// output as one thread would frame it; the caller's thread only hands over the input). Where
+    /// the library lacks threads it compresses on the caller's.
+    zstd_frame_writer(bytes& out, int level, int workers = 0) : out_(out), cctx_(ZSTD_createCCtx()) {
         if (!cctx_) throw std::bad_alloc();
         check(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, level));
+        if (workers > 0) (void)ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_nbWorkers, workers);
     }
     void write(byte_span in) { run(in, ZSTD_e_continue); }
     void finish() {

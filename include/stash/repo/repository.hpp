@@ -178,7 +178,7 @@ public:
         sealer_.seal_append(box, [&](bytes& out) {
             if (compression() && t != file_type::config && t != file_type::key) {
                 out.push_back(std::byte{2});  // restic-format.md §5.2: a zstd frame follows
-                compress::zstd_frame_writer z(out, compress::metadata_level);
+                compress::zstd_frame_writer z(out, compress::metadata_level, t == file_type::index ? index_workers() : 0);
                 produce([&z](std::string_view piece) { z.write(as_bytes(piece)); });
                 z.finish();
             } else {
@@ -631,6 +631,11 @@ public:
 private:
     static std::string blob_name(blob_location const& loc) {
         return std::string(to_string(loc.entry.type)) + " blob " + loc.entry.blob.str() + " in pack " + loc.pack.str();
+    }
+    // An index file (megabytes of JSON at the end of a backup) is compressed on every core.
+    static int index_workers() {
+        static int const n = int(std::min(4u, std::thread::hardware_concurrency()));
+        return n > 1 ? n : 0;
     }
     static compress::zstd_decoder& thread_decoder() {
         thread_local compress::zstd_decoder dec;

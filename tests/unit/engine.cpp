@@ -1,5 +1,6 @@
 // Retention policy helpers (restic's calendar rules: ISO weeks, AddDate normalization, durations),
 // prune's planning rules, and the trees restore fetches ahead of its walk; restore's batches.
+#include <stash/core/descriptors.hpp>
 #include <stash/engine/restore.hpp>
 #include <stash/engine/tree_prefetch.hpp>
 #include <stash/engine/forget.hpp>
@@ -349,4 +350,38 @@ TEST_CASE("restore hashes a batch's blobs together: each file written, a blob th
         REQUIRE(got.str() == texts[i]);
     }
     std::filesystem::remove_all(tmpl);
+}
+
+namespace {
+// The process's descriptor table size, as /proc/self/status reports it (FDSize).
+int fd_table_size() {
+    std::ifstream in("/proc/self/status");
+    for (std::string line; std::getline(in, line);)
+        if (line.rfind("FDSize:", 0) == 0) return std::stoi(line.substr(7));
+    return -1;
+}
+}  // namespace
+
+TEST_CASE("reserve_descriptors grows the descriptor table and leaves every descriptor as it was", "[core]") {
+    int const before = fd_table_size();
+    REQUIRE(before > 0);
+    int const want = before * 4;
+    struct rlimit rl {};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    if (rl.rlim_cur < rlim_t(want) * 2) return;  // (nothing to observe under so low a limit)
+    reserve_descriptors(want);
+    CHECK(fd_table_size() >= want);
+    CHECK(::fcntl(want - 1, F_GETFD) == -1);  // the duplicate is closed again
+    // A descriptor in use at the top is left as it is (not replaced by a duplicate of 0, 1 or 2).
+    int const top = fd_table_size() * 2 - 1;
+    int const probe = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    REQUIRE(probe >= 0);
+    REQUIRE(::dup2(probe, top) == top);
+    ::close(probe);
+    reserve_descriptors(top + 1);
+    struct stat a {}, b {};
+    REQUIRE(::fstat(top, &a) == 0);
+    REQUIRE(::stat("/dev/null", &b) == 0);
+    CHECK((a.st_rdev == b.st_rdev && a.st_ino == b.st_ino));
+    ::close(top);
 }

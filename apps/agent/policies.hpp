@@ -30,8 +30,8 @@ namespace stash::agent {
 using stock_backend = policies::backend::any;
 using stock_repo = repo::repository<stock_backend, policies::hash::sha256>;
 // Level 2: on the Linux source tree, 12% faster than level 3 for a repository 1.5% larger; level 1
-// was no faster and 3% larger. Minimum match 6 for blobs up to 16 KiB: 2-5% faster again for 0.9%
-// more (the repository 1.024x restic's) (docs/performance.md).
+// was no faster and 3% larger. Minimum match 6 for blobs up to 16 KiB: 1.5-5% faster again for a
+// repository 0.8% larger (1.022x restic's) (docs/performance.md).
 using stock_compressor = policies::compress::zstd<2, 6>;
 /// The chunker is chosen per repository (its config), so it is a closed variant of the stock ones.
 using any_chunker = std::variant<policies::chunk::rabin, policies::chunk::fastcdc>;

@@ -157,7 +157,7 @@ private:
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::pair<id, std::string>> queue_;      // the next level: trees and their paths
-    id_set in_flight_;                          // being loaded by the thread
+    id_set in_flight_;                                  // being loaded by the thread
     std::unordered_map<id, entry, id_hash> ready_;      // loaded, not yet taken
     std::unordered_map<id, std::size_t, id_hash> loaded_here_;  // taken before the thread loaded them
     std::size_t held_ = 0;                              // nodes in ready_, counted per wanted copy

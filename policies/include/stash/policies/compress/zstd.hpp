@@ -89,8 +89,8 @@ private:
     @tparam SmallMinMatch when nonzero, the minimum match length (bytes) for blobs of at most
             `small` (16 KiB), where zstd's tables give 4 at levels 1-2; 0 keeps zstd's choice.
             Longer matches mean fewer, cheaper sequences on small text: 6 took the stock agent's
-            initial backup of `linux` 2-5% faster for a repository 0.9% larger (docs/performance.md,
-            sixteenth session).
+            initial backup of `linux` 1.5-5% faster for a repository 0.8% larger
+            (docs/performance.md, sixteenth session). zstd accepts 3 to 7.
 
     @par Concepts
     `stash::compressor`. Contexts are reused per object; use one object per thread.
@@ -101,10 +101,13 @@ private:
 */
 template <int Level = 3, int SmallMinMatch = 0>
 class zstd {
+    static_assert(SmallMinMatch == 0 || (SmallMinMatch >= ZSTD_MINMATCH_MIN && SmallMinMatch <= ZSTD_MINMATCH_MAX),
+                  "zstd's minimum match is 3 to 7 bytes");
+
 public:
     static constexpr bool enabled = true;
     static constexpr int level = Level;
-    static constexpr std::size_t small = 16 * 1024;
+    static constexpr std::size_t small = 16 * 1024;  ///< bytes: the blobs SmallMinMatch applies to
 
     zstd() : cache_(std::make_unique<detail::block_cache>()), cctx_(ZSTD_createCCtx_advanced(cache_->mem())) {
         if (!cctx_) throw std::bad_alloc();

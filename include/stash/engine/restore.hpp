@@ -287,12 +287,12 @@ private:
     static constexpr std::uint64_t max_part_bytes = 16u << 20;
     // A worker's buffer for the sealed bytes of its reads, kept from part to part: a fresh one each
     // time costs a page fault per 4 KiB filled. After a read of up to 16 MiB its pages past `keep`
-    // go back. (Blobs are decoded into the worker's decoder's buffer, at most a chunk, kept whole:
-    // handing back its pages after each part made 40% of a restore's page faults.)
+    // go back. (Blobs are opened into `plain`, kept whole, or a larger one into the repository's
+    // scratch: handing back its pages after each part made 40% of a restore's page faults.)
     struct scratch {
         static constexpr std::size_t keep = 512 << 10;
         bytes sealed;
-        scratch_bytes plain;  // a batch's opened blobs (write_batch)
+        scratch_bytes plain;  // opened blobs (blob_batch)
         void trim() noexcept {
             if (sealed.size() > keep) release_pages(sealed.data() + keep, sealed.data() + sealed.capacity());
         }
@@ -384,17 +384,24 @@ private:
     }
 
     // Reads one part (its blobs lie back to back in one pack: one ranged request) and writes its
-    // blobs; returns an error message.
+    // blobs, opened a few at a time into the worker's batch buffer so that their IDs are checked
+    // together (blob_batch: two at once on SHA-NI); returns an error message.
     std::string fetch_and_write(file_job& job, part const& p, scratch& buf) {
         std::string err;
+        auto opened = [&](std::uint64_t at, result<byte_span> text) {
+            if (err.empty()) err = text ? write_plain(job, *text, at) : text.error().what();
+        };
+        engine::detail::blob_batch<Repo, std::uint64_t, decltype(opened)> batch(repo_, buf.plain, opened);
         std::uint64_t at = p.offset;  // the blobs come in pack order, here the file's
         auto fn = [&](std::size_t i, byte_span sealed, error const* failed) {
-            if (!err.empty()) return;
             auto const& loc = job.blobs[p.first + i];
-            err = failed ? failed->what() : write_blob(job, loc, sealed, at);
+            if (!err.empty()) return;
+            if (failed) err = failed->what();
+            else batch.add(loc, sealed, at);
             at += loc.entry.plaintext_length(crypto::restic_sealer::overhead);
         };
         repo_.read_sealed(std::span(job.blobs).subspan(p.first, p.count), fn, 0, max_part_bytes, &buf.sealed);
+        batch.flush();
         return err;
     }
 
@@ -444,13 +451,6 @@ private:
         }, max_gap_bytes, max_part_bytes, &sc.sealed);
         batch.flush();
         sc.trim();
-    }
-
-    // Decodes one sealed blob and writes it at `at` (or leaves a hole); returns an error message.
-    std::string write_blob(file_job& job, repo::blob_location const& loc, byte_span sealed, std::uint64_t at) {
-        auto decoded = repo_.decode_blob(loc, sealed);
-        if (!decoded) return decoded.error().what();
-        return write_plain(job, *decoded, at);
     }
 
     // Writes a blob's plaintext at `at` (or leaves a hole for zeros when sparse); returns an error message.

@@ -45,9 +45,11 @@ struct cut_info {
     std::string sha256;
 };
 
-// Chunks `data` through chunk::stream, reading `read_size` bytes at a time.
+// Chunks `data` through chunk::stream, reading `read_size` bytes at a time; with `buffered`, takes
+// each chunk after one from `next` through `next_buffered` when it can (counted there), checking
+// that the first is still intact.
 template <class C>
-std::vector<byte_span> chunk_all(C const& c, byte_span data, std::size_t read_size) {
+std::vector<byte_span> chunk_all(C const& c, byte_span data, std::size_t read_size, std::size_t* buffered = nullptr) {
     std::size_t pos = 0;
     auto reader = [&](mutable_byte_span buf) -> result<std::size_t> {
         std::size_t n = std::min({buf.size(), read_size, data.size() - pos});
@@ -61,9 +63,15 @@ std::vector<byte_span> chunk_all(C const& c, byte_span data, std::size_t read_si
     std::size_t off = 0;
     while (auto r = s.next()) {
         if (!*r) break;
-        out.push_back(data.subspan(off, (*r)->size()));
-        CHECK(std::equal((*r)->begin(), (*r)->end(), data.begin() + std::ptrdiff_t(off)));
-        off += (*r)->size();
+        byte_span got[2] = {**r, {}};
+        std::size_t k = 1;
+        if (buffered)
+            if (auto d = s.next_buffered()) got[k++] = *d, ++*buffered;
+        for (std::size_t j = 0; j < k; ++j) {
+            out.push_back(data.subspan(off, got[j].size()));
+            CHECK(std::equal(got[j].begin(), got[j].end(), data.begin() + std::ptrdiff_t(off)));
+            off += got[j].size();
+        }
     }
     CHECK(off == data.size());
     return out;
@@ -279,6 +287,17 @@ TEMPLATE_LIST_TEST_CASE("chunker conformance", "[chunk][conformance]", stock_chu
             CHECK(a[i].size() == b[i].size());
             CHECK(a[i].size() <= c.max_size());
             if (i + 1 < a.size()) CHECK(a[i].size() >= c.min_size());
+        }
+    }
+    SECTION("chunk::stream's next_buffered yields the chunks next would, and leaves the one before intact") {
+        auto const plain = chunk_all(c, data, 65536);
+        for (std::size_t read : {std::size_t(65536), std::size_t(3 * 1024 * 1024 + 7)}) {
+            std::size_t buffered = 0;
+            auto const paired = chunk_all(c, data, read, &buffered);
+            REQUIRE(paired.size() == plain.size());
+            for (std::size_t i = 0; i < plain.size(); ++i) CHECK(paired[i].size() == plain[i].size());
+            // (fixed's window is its one chunk size, so it never holds two)
+            if constexpr (!std::is_same_v<TestType, policies::chunk::fixed>) CHECK(buffered > 0);
         }
     }
     SECTION("chunk::stream, whose window may be shorter than the maximum, cuts where the chunker does on the whole rest") {

@@ -56,6 +56,20 @@ public:
         }
     }
 
+    /// The chunk after the last one, if the chunker cuts it from what is already read (no read,
+    /// no move: the chunk the previous call returned stays valid too), else an empty optional and
+    /// `next` returns it. The same chunks either way: only a cut inside the bytes at hand (or the
+    /// input's end) is taken, and a chunker's first cut does not depend on what lies beyond it.
+    /// Lets a caller hash two chunks at once.
+    std::optional<byte_span> next_buffered() {
+        if (pos_ == end_) return std::nullopt;
+        byte_span avail(buf_ + pos_, end_ - pos_);
+        std::size_t const n = chunker_.cut(avail);
+        if (n == avail.size() && !eof_) return std::nullopt;
+        pos_ += n;
+        return avail.first(n);
+    }
+
 private:
     // Reads until `window_` bytes lie ahead of pos_ or the input ends, moving what is ahead to the
     // buffer's start first when the window would pass 2·window_ (the buffer holds 2·max).

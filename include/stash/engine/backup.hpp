@@ -679,12 +679,19 @@ private:
                 return;
             }
             if (!*c) break;
-            byte_span chunk = **c;
-            id const bid = hasher::digest(chunk);
-            content.push_back(bid);
-            size += chunk.size();
-            progress_.bytes_done += chunk.size();
-            keep_chunk(bid, chunk, self);
+            // With the next chunk already at hand, the two are hashed together (digest_all: side
+            // by side on SHA-NI).
+            byte_span chunks[2] = {**c, {}};
+            id ids[2];
+            std::size_t k = 1;
+            if (auto d = s.next_buffered()) chunks[k++] = *d;
+            digest_all<hasher>(std::span<byte_span const>(chunks, k), std::span<id>(ids, k));
+            for (std::size_t j = 0; j < k; ++j) {
+                content.push_back(ids[j]);
+                size += chunks[j].size();
+                progress_.bytes_done += chunks[j].size();
+                keep_chunk(ids[j], chunks[j], self);
+            }
         }
         if (size > release_threshold) release_tail(buffers_[self]);
         finish_file(ds, i, std::move(content), size, known, self);

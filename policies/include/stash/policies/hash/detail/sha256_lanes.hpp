@@ -171,8 +171,8 @@ inline bool has_sha256_lanes() noexcept { return has_avx512bw(); }
     Messages go to the lanes longest first (so lanes finish near one another) and a lane is refilled
     as its message ends. When nothing is left to start and `ni_below` or fewer lanes still run,
     those finish on SHA-NI (where the CPU has it) from their state so far, two side by side, the
-    longest first: sixteen lanes with a few busy do less than one SHA-NI stream. Allocates the padding of each message (128 bytes)
-    and nothing else per message. */
+    longest first: sixteen lanes with a few busy do less than one SHA-NI stream. Allocates the
+    padding of each message (128 bytes) and nothing else per message. */
 inline void sha256_many(std::span<byte_span const> in, std::span<id> out, unsigned ni_below = 8) {
 #ifdef STASH_X86
     struct job {

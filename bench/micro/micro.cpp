@@ -12,7 +12,12 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <array>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <unordered_set>
@@ -220,10 +225,119 @@ void whole_path(benchmark::State& st, Chunker const& c) {
     }
     st.SetBytesProcessed(std::int64_t(st.iterations() * in.size()));
 }
+// The `linux` data set (../shared/bench/datasets.sh) read into memory once: its files back to
+// back, the "linux tree" case. Empty when the data set is not there
+// ($STASH_BENCH_DATASETS, default /tmp/stash-datasets, as bench/compare-restic.sh).
+struct file_set {
+    bytes data;
+    std::vector<std::size_t> ends;  // ends[i]: where file i ends in `data`
+};
+file_set const& input_linux() {
+    static file_set const set = [] {
+        file_set f;
+        char const* env = std::getenv("STASH_BENCH_DATASETS");
+        std::filesystem::path const root = std::filesystem::path(env && *env ? env : "/tmp/stash-datasets") / "linux";
+        std::error_code ec;
+        if (!std::filesystem::is_directory(root, ec)) return f;
+        std::vector<std::filesystem::path> paths;
+        for (auto it = std::filesystem::recursive_directory_iterator(root, ec); !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+            if (it->is_regular_file(ec) && !it->is_symlink(ec)) paths.push_back(it->path());
+        std::sort(paths.begin(), paths.end());
+        for (auto const& p : paths) {
+            std::ifstream in(p, std::ios::binary);
+            std::string const text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+            auto const* b = reinterpret_cast<std::byte const*>(text.data());
+            f.data.insert(f.data.end(), b, b + text.size());
+            f.ends.push_back(f.data.size());
+        }
+        return f;
+    }();
+    return set;
+}
+
+// The same path file by file over the `linux` tree, as a backup cuts it (a file smaller than the
+// minimum chunk is one chunk), on one core: what zstd makes of real source, many small files.
+template <class Chunker>
+void whole_path_linux(benchmark::State& st, Chunker const& c) {
+    auto const& set = input_linux();
+    if (set.ends.empty()) return st.SkipWithError("no linux data set: run ../shared/bench/datasets.sh /tmp/stash-datasets linux");
+    crypto::restic_sealer s(crypto::key_material::random());
+    policies::compress::zstd<2, 6> z;
+    bytes packed, sealed;
+    std::size_t stored = 0;
+    for (auto _ : st) {
+        std::size_t begin = 0;
+        for (std::size_t end : set.ends) {
+            byte_span rest = byte_span(set.data).subspan(begin, end - begin);
+            begin = end;
+            do {
+                std::size_t n = c.cut(rest);
+                auto chunk = rest.first(n);
+                benchmark::DoNotOptimize(policies::hash::sha256::digest(chunk));
+                packed.clear(), sealed.clear();
+                z.compress(chunk, packed);
+                s.seal(packed, sealed);
+                stored += sealed.size();
+                rest = rest.subspan(n);
+            } while (!rest.empty());
+        }
+        benchmark::ClobberMemory();
+    }
+    st.SetBytesProcessed(std::int64_t(st.iterations() * set.data.size()));
+    st.counters["files"] = double(set.ends.size());
+    st.counters["ratio"] = double(stored) / double(st.iterations() * set.data.size());
+}
+
 void BM_path_fastcdc_random(benchmark::State& st) { whole_path<policies::chunk::fastcdc, false>(st, policies::chunk::fastcdc()); }
 void BM_path_rabin_random(benchmark::State& st) { whole_path<policies::chunk::rabin, false>(st, make_rabin()); }
 void BM_path_fastcdc_text(benchmark::State& st) { whole_path<policies::chunk::fastcdc, true>(st, policies::chunk::fastcdc()); }
 void BM_path_rabin_text(benchmark::State& st) { whole_path<policies::chunk::rabin, true>(st, make_rabin()); }
+// The parts of that path over the `linux` tree, each timed on its own (MiB/s of the files' bytes,
+// the seal's of the bytes it seals, zstd's frames): the whole is bounded by their harmonic sum.
+void BM_parts_linux(benchmark::State& st) {
+    auto const& set = input_linux();
+    if (set.ends.empty()) return st.SkipWithError("no linux data set: run ../shared/bench/datasets.sh /tmp/stash-datasets linux");
+    auto const c = policies::chunk::fastcdc();
+    crypto::restic_sealer s(crypto::key_material::random());
+    policies::compress::zstd<2, 6> z;
+    bytes packed, sealed;
+    using clock = std::chrono::steady_clock;
+    clock::duration t_chunk{}, t_hash{}, t_zstd{}, t_seal{};
+    std::size_t sealed_in = 0;
+    for (auto _ : st) {
+        std::size_t begin = 0;
+        for (std::size_t end : set.ends) {
+            byte_span rest = byte_span(set.data).subspan(begin, end - begin);
+            begin = end;
+            do {
+                auto const t0 = clock::now();
+                std::size_t n = c.cut(rest);
+                auto const t1 = clock::now();
+                auto chunk = rest.first(n);
+                benchmark::DoNotOptimize(policies::hash::sha256::digest(chunk));
+                auto const t2 = clock::now();
+                packed.clear(), sealed.clear();
+                z.compress(chunk, packed);
+                auto const t3 = clock::now();
+                s.seal(packed, sealed);
+                auto const t4 = clock::now();
+                t_chunk += t1 - t0, t_hash += t2 - t1, t_zstd += t3 - t2, t_seal += t4 - t3;
+                sealed_in += packed.size();
+                rest = rest.subspan(n);
+            } while (!rest.empty());
+        }
+    }
+    double const mib = double(st.iterations() * set.data.size()) / (1 << 20);
+    auto rate = [](double m, clock::duration d) { return m / std::chrono::duration<double>(d).count(); };
+    st.counters["chunk_MiBps"] = rate(mib, t_chunk);
+    st.counters["sha256_MiBps"] = rate(mib, t_hash);
+    st.counters["zstd_MiBps"] = rate(mib, t_zstd);
+    st.counters["seal_MiBps"] = rate(double(sealed_in) / (1 << 20), t_seal);
+    st.counters["seal_per_file_MiBps"] = rate(mib, t_seal);
+}
+
+void BM_path_fastcdc_linux(benchmark::State& st) { whole_path_linux(st, policies::chunk::fastcdc()); }
+void BM_path_rabin_linux(benchmark::State& st) { whole_path_linux(st, make_rabin()); }
 
 }  // namespace
 
@@ -255,4 +369,7 @@ BENCHMARK(BM_path_fastcdc_random)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_path_rabin_random)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_path_fastcdc_text)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_path_rabin_text)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_parts_linux)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_path_fastcdc_linux)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_path_rabin_linux)->Unit(benchmark::kMillisecond);
 BENCHMARK_MAIN();

@@ -203,31 +203,55 @@ void BM_seal(benchmark::State& st) {
     st.SetBytesProcessed(std::int64_t(st.iterations() * block));
 }
 
-// The whole per-chunk path of a backup: chunk → hash → compress → seal.
+// The whole per-chunk path of a backup: chunk → hash → compress → seal, with the stock agent's
+// compressor. With `Timed`, each stage's time is added up (a clock read between stages).
+struct path_stages {
+    crypto::restic_sealer sealer{crypto::key_material::random()};
+    policies::compress::zstd<2, 6> zstd;
+    bytes packed, sealed;
+    std::chrono::steady_clock::duration t_chunk{}, t_hash{}, t_compress{}, t_seal{};
+    std::size_t frames = 0, stored = 0;  // bytes: zstd's frames, sealed blobs
+
+    // Cuts `in` into chunks and takes each through the path (an empty file has none, as in a backup).
+    template <bool Timed, class Chunker>
+    void run(Chunker const& c, byte_span in) {
+        using clock = std::chrono::steady_clock;
+        auto now = [] { return Timed ? clock::now() : clock::time_point(); };
+        while (!in.empty()) {
+            auto const t0 = now();
+            auto const chunk = in.first(c.cut(in));
+            auto const t1 = now();
+            benchmark::DoNotOptimize(policies::hash::sha256::digest(chunk));
+            auto const t2 = now();
+            packed.clear(), sealed.clear();
+            zstd.compress(chunk, packed);
+            auto const t3 = now();
+            sealer.seal(packed, sealed);
+            auto const t4 = now();
+            t_chunk += t1 - t0, t_hash += t2 - t1, t_compress += t3 - t2, t_seal += t4 - t3;
+            frames += packed.size(), stored += sealed.size();
+            in = in.subspan(chunk.size());
+        }
+    }
+};
+
 template <class Chunker, bool Text>
 void whole_path(benchmark::State& st, Chunker const& c) {
     auto const& in = Text ? input_text() : input_random();
-    crypto::restic_sealer s(crypto::key_material::random());
-    policies::compress::zstd<2, 6> z;  // the stock agent's
-    bytes packed, sealed;
+    path_stages p;
     for (auto _ : st) {
-        byte_span rest = in;
-        while (!rest.empty()) {
-            std::size_t n = c.cut(rest);
-            auto chunk = rest.first(n);
-            benchmark::DoNotOptimize(policies::hash::sha256::digest(chunk));
-            packed.clear(), sealed.clear();
-            z.compress(chunk, packed);
-            s.seal(packed, sealed);
-            rest = rest.subspan(n);
-        }
+        p.run<false>(c, in);
         benchmark::ClobberMemory();
     }
     st.SetBytesProcessed(std::int64_t(st.iterations() * in.size()));
 }
-// The `linux` data set (../shared/bench/datasets.sh) read into memory once: its files back to
-// back, the "linux tree" case. Empty when the data set is not there
-// ($STASH_BENCH_DATASETS, default /tmp/stash-datasets, as bench/compare-restic.sh).
+void BM_path_fastcdc_random(benchmark::State& st) { whole_path<policies::chunk::fastcdc, false>(st, policies::chunk::fastcdc()); }
+void BM_path_rabin_random(benchmark::State& st) { whole_path<policies::chunk::rabin, false>(st, make_rabin()); }
+void BM_path_fastcdc_text(benchmark::State& st) { whole_path<policies::chunk::fastcdc, true>(st, policies::chunk::fastcdc()); }
+void BM_path_rabin_text(benchmark::State& st) { whole_path<policies::chunk::rabin, true>(st, make_rabin()); }
+// The `linux` data set (../shared/bench/datasets.sh) read into memory once, its files back to back:
+// the "linux tree". Empty when the data set is not there ($STASH_BENCH_DATASETS, default
+// /tmp/stash-datasets, as bench/compare-restic.sh).
 struct file_set {
     bytes data;
     std::vector<std::size_t> ends;  // ends[i]: where file i ends in `data`
@@ -255,89 +279,36 @@ file_set const& input_linux() {
     return set;
 }
 
-// The same path file by file over the `linux` tree, as a backup cuts it (a file smaller than the
-// minimum chunk is one chunk), on one core: what zstd makes of real source, many small files.
-template <class Chunker>
+// The path file by file over the `linux` tree, as a backup cuts it (a file under the minimum chunk
+// is one chunk), on one core: what zstd makes of real source in many small files. With `Timed`
+// (BM_parts_linux), each stage's speed on its own, in MiB/s of the files' bytes (the seal's also
+// of the frames it seals): the whole is bounded by their harmonic sum.
+template <bool Timed, class Chunker>
 void whole_path_linux(benchmark::State& st, Chunker const& c) {
     auto const& set = input_linux();
     if (set.ends.empty()) return st.SkipWithError("no linux data set: run ../shared/bench/datasets.sh /tmp/stash-datasets linux");
-    crypto::restic_sealer s(crypto::key_material::random());
-    policies::compress::zstd<2, 6> z;
-    bytes packed, sealed;
-    std::size_t stored = 0;
+    path_stages p;
     for (auto _ : st) {
         std::size_t begin = 0;
-        for (std::size_t end : set.ends) {
-            byte_span rest = byte_span(set.data).subspan(begin, end - begin);
-            begin = end;
-            do {
-                std::size_t n = c.cut(rest);
-                auto chunk = rest.first(n);
-                benchmark::DoNotOptimize(policies::hash::sha256::digest(chunk));
-                packed.clear(), sealed.clear();
-                z.compress(chunk, packed);
-                s.seal(packed, sealed);
-                stored += sealed.size();
-                rest = rest.subspan(n);
-            } while (!rest.empty());
-        }
+        for (std::size_t end : set.ends) p.run<Timed>(c, byte_span(set.data).subspan(begin, end - begin)), begin = end;
         benchmark::ClobberMemory();
     }
+    double const mib = double(st.iterations() * set.data.size()) / (1 << 20);
     st.SetBytesProcessed(std::int64_t(st.iterations() * set.data.size()));
     st.counters["files"] = double(set.ends.size());
-    st.counters["ratio"] = double(stored) / double(st.iterations() * set.data.size());
-}
-
-void BM_path_fastcdc_random(benchmark::State& st) { whole_path<policies::chunk::fastcdc, false>(st, policies::chunk::fastcdc()); }
-void BM_path_rabin_random(benchmark::State& st) { whole_path<policies::chunk::rabin, false>(st, make_rabin()); }
-void BM_path_fastcdc_text(benchmark::State& st) { whole_path<policies::chunk::fastcdc, true>(st, policies::chunk::fastcdc()); }
-void BM_path_rabin_text(benchmark::State& st) { whole_path<policies::chunk::rabin, true>(st, make_rabin()); }
-// The parts of that path over the `linux` tree, each timed on its own (MiB/s of the files' bytes,
-// the seal's of the bytes it seals, zstd's frames): the whole is bounded by their harmonic sum.
-void BM_parts_linux(benchmark::State& st) {
-    auto const& set = input_linux();
-    if (set.ends.empty()) return st.SkipWithError("no linux data set: run ../shared/bench/datasets.sh /tmp/stash-datasets linux");
-    auto const c = policies::chunk::fastcdc();
-    crypto::restic_sealer s(crypto::key_material::random());
-    policies::compress::zstd<2, 6> z;
-    bytes packed, sealed;
-    using clock = std::chrono::steady_clock;
-    clock::duration t_chunk{}, t_hash{}, t_zstd{}, t_seal{};
-    std::size_t sealed_in = 0;
-    for (auto _ : st) {
-        std::size_t begin = 0;
-        for (std::size_t end : set.ends) {
-            byte_span rest = byte_span(set.data).subspan(begin, end - begin);
-            begin = end;
-            do {
-                auto const t0 = clock::now();
-                std::size_t n = c.cut(rest);
-                auto const t1 = clock::now();
-                auto chunk = rest.first(n);
-                benchmark::DoNotOptimize(policies::hash::sha256::digest(chunk));
-                auto const t2 = clock::now();
-                packed.clear(), sealed.clear();
-                z.compress(chunk, packed);
-                auto const t3 = clock::now();
-                s.seal(packed, sealed);
-                auto const t4 = clock::now();
-                t_chunk += t1 - t0, t_hash += t2 - t1, t_zstd += t3 - t2, t_seal += t4 - t3;
-                sealed_in += packed.size();
-                rest = rest.subspan(n);
-            } while (!rest.empty());
-        }
+    st.counters["ratio"] = double(p.stored) / double(st.iterations() * set.data.size());
+    if constexpr (Timed) {
+        auto rate = [](double m, auto d) { return m / std::chrono::duration<double>(d).count(); };
+        st.counters["chunk_MiBps"] = rate(mib, p.t_chunk);
+        st.counters["sha256_MiBps"] = rate(mib, p.t_hash);
+        st.counters["zstd_MiBps"] = rate(mib, p.t_compress);
+        st.counters["seal_MiBps"] = rate(double(p.frames) / (1 << 20), p.t_seal);
+        st.counters["seal_per_file_MiBps"] = rate(mib, p.t_seal);
     }
-    double const mib = double(st.iterations() * set.data.size()) / (1 << 20);
-    auto rate = [](double m, clock::duration d) { return m / std::chrono::duration<double>(d).count(); };
-    st.counters["chunk_MiBps"] = rate(mib, t_chunk);
-    st.counters["sha256_MiBps"] = rate(mib, t_hash);
-    st.counters["zstd_MiBps"] = rate(mib, t_zstd);
-    st.counters["seal_MiBps"] = rate(double(sealed_in) / (1 << 20), t_seal);
-    st.counters["seal_per_file_MiBps"] = rate(mib, t_seal);
 }
-
-void BM_path_fastcdc_linux(benchmark::State& st) { whole_path_linux(st, policies::chunk::fastcdc()); }
-void BM_path_rabin_linux(benchmark::State& st) { whole_path_linux(st, make_rabin()); }
+void BM_parts_linux(benchmark::State& st) { whole_path_linux<true>(st, policies::chunk::fastcdc()); }
+void BM_path_fastcdc_linux(benchmark::State& st) { whole_path_linux<false>(st, policies::chunk::fastcdc()); }
+void BM_path_rabin_linux(benchmark::State& st) { whole_path_linux<false>(st, make_rabin()); }
 
 }  // namespace
 

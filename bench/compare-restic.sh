@@ -38,10 +38,11 @@ collect() {
   # This machine is a VM whose host takes back the memory the guest frees and backs it again on its
   # first touch, at ~10 us a page: a restore writing 1.3 GB into pages the host had taken back paid
   # up to a second for it (ours by hand: 2.27-2.76 s, 1.64-1.79 s right after 2.5 GiB was filled and
-  # freed). So before each measured command 3 GiB is filled and freed (dd's buffer), and the memory
-  # either tool touches first (its heap, the page cache it writes) is backed already, as on a machine
-  # that owns its memory.
-  back_memory() { dd if=/dev/zero of=/dev/null bs=3G count=1 iflag=fullblock status=none; }
+  # freed). So before each measured command 3 GiB (at most half the memory available) is filled and
+  # freed (dd's buffer), and the memory either tool touches first (its heap, the page cache it
+  # writes) is backed already, as on a machine that owns its memory.
+  local back_mib=$(awk '/MemAvailable/ { m = int($2 / 2048); print (m < 3072 ? m : 3072) }' /proc/meminfo)
+  back_memory() { dd if=/dev/zero of=/dev/null bs="${back_mib}M" count=1 iflag=fullblock status=none || true; }
   # measure NAME CMD...: appends "seconds rss_kib" of CMD to $work/NAME.times
   measure() {
     local name=$1; shift

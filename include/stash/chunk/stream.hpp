@@ -60,7 +60,8 @@ public:
     /// no move: the chunk the previous call returned stays valid too), else an empty optional and
     /// `next` returns it. The same chunks either way: only a cut inside the bytes at hand (or the
     /// input's end) is taken, and a chunker's first cut does not depend on what lies beyond it.
-    /// Lets a caller hash two chunks at once.
+    /// Lets a caller hash two chunks at once. A look that finds no cut is done again by `next`
+    /// (chunkers cannot resume): on `linux`'s large files 26 MB more rolled by Rabin, of 353.
     std::optional<byte_span> next_buffered() {
         if (pos_ == end_) return std::nullopt;
         byte_span avail(buf_ + pos_, end_ - pos_);

@@ -251,6 +251,9 @@ TEST_CASE("chunker concept accepts the stock policies and rejects near misses", 
     STATIC_REQUIRE(chunker<policies::chunk::fixed>);
     STATIC_REQUIRE(chunker<policies::chunk::seqcdc>);
     STATIC_REQUIRE(chunker<policies::chunk::ram>);
+    STATIC_REQUIRE(resumable_chunker<rabin>);
+    STATIC_REQUIRE(resumable_chunker<policies::chunk::fastcdc>);
+    STATIC_REQUIRE_FALSE(resumable_chunker<policies::chunk::seqcdc>);
     STATIC_REQUIRE_FALSE(chunker<no_max>);
     STATIC_REQUIRE_FALSE(chunker<wrong_cut>);
     STATIC_REQUIRE_FALSE(chunker<throwing_move>);
@@ -272,6 +275,19 @@ template <>
 policies::chunk::seqcdc make_chunker<policies::chunk::seqcdc>() { return policies::chunk::seqcdc(); }
 template <>
 policies::chunk::ram make_chunker<policies::chunk::ram>() { return policies::chunk::ram(); }
+// The same kinds at 1/8 of the sizes: chunk::stream's window then holds several chunks.
+template <class C>
+C make_small_chunker();
+template <>
+rabin make_small_chunker<rabin>() { return rabin(chunk::polynomial{0x3DA3358B4DC173}, 17, 64 * 1024, 1 << 20); }
+template <>
+policies::chunk::fastcdc make_small_chunker<policies::chunk::fastcdc>() { return policies::chunk::fastcdc(64 * 1024, 128 * 1024, 1 << 20); }
+template <>
+policies::chunk::fixed make_small_chunker<policies::chunk::fixed>() { return policies::chunk::fixed(128 * 1024); }
+template <>
+policies::chunk::seqcdc make_small_chunker<policies::chunk::seqcdc>() { return policies::chunk::seqcdc({.min = 64 * 1024, .max = 1 << 20}); }
+template <>
+policies::chunk::ram make_small_chunker<policies::chunk::ram>() { return policies::chunk::ram(128 * 1024, 1 << 20); }
 using stock_chunkers = std::tuple<rabin, policies::chunk::fastcdc, policies::chunk::fixed, policies::chunk::seqcdc, policies::chunk::ram>;
 }  // namespace
 
@@ -290,14 +306,18 @@ TEMPLATE_LIST_TEST_CASE("chunker conformance", "[chunk][conformance]", stock_chu
         }
     }
     SECTION("chunk::stream's next_buffered yields the chunks next would, and leaves the one before intact") {
-        auto const plain = chunk_all(c, data, 65536);
-        for (std::size_t read : {std::size_t(65536), std::size_t(3 * 1024 * 1024 + 7)}) {
-            std::size_t buffered = 0;
-            auto const paired = chunk_all(c, data, read, &buffered);
-            REQUIRE(paired.size() == plain.size());
-            for (std::size_t i = 0; i < plain.size(); ++i) CHECK(paired[i].size() == plain[i].size());
-            // (fixed's window is its one chunk size, so it never holds two)
-            if constexpr (!std::is_same_v<TestType, policies::chunk::fixed>) CHECK(buffered > 0);
+        auto const small = make_small_chunker<TestType>();
+        for (bool at_scale : {true, false}) {
+            auto const& k = at_scale ? c : small;
+            auto const plain = chunk_all(k, data, 65536);
+            for (std::size_t read : {std::size_t(65536), std::size_t(3 * 1024 * 1024 + 7)}) {
+                std::size_t buffered = 0;
+                auto const paired = chunk_all(k, data, read, &buffered);
+                REQUIRE(paired.size() == plain.size());
+                for (std::size_t i = 0; i < plain.size(); ++i) CHECK(paired[i].size() == plain[i].size());
+                // The small chunker's window holds several chunks (fixed's is its one chunk size).
+                if (!at_scale && !std::is_same_v<TestType, policies::chunk::fixed>) CHECK(buffered > 0);
+            }
         }
     }
     SECTION("chunk::stream, whose window may be shorter than the maximum, cuts where the chunker does on the whole rest") {
@@ -308,6 +328,28 @@ TEMPLATE_LIST_TEST_CASE("chunker conformance", "[chunk][conformance]", stock_chu
             rest = rest.subspan(s.size());
         }
         CHECK(rest.empty());
+    }
+    SECTION("a resumable chunker picks up a look where the last one ended and cuts where a whole look does") {
+        if constexpr (resumable_chunker<TestType>) {
+            std::size_t const lo = c.min_size(), hi = c.max_size();
+            std::size_t resumed = 0;
+            for (std::size_t start = 0; start + hi <= data.size(); start += 997 * 1024 + 13) {
+                byte_span const s = byte_span(data).subspan(start);
+                std::size_t const whole = c.cut(s);
+                std::vector<std::size_t> at = {0, 1, lo - 1, lo, lo + 1, lo + 2, lo + 63, lo + 64, lo + 65, lo + 66, lo + 67,
+                                               1 << 20, (1 << 20) + 1, whole - 2, whole - 1, whole, hi - 1, hi};
+                for (std::size_t k = lo; k < whole; k += 65536 + 7) at.push_back(k);
+                for (std::size_t k : at) {
+                    if (k > s.size() || c.cut(s.first(k)) != k) continue;  // the precondition
+                    INFO("start " << start << ", scanned " << k);
+                    CHECK(c.cut(s, k) == whole);
+                    // and on a span that ends before the cut, as chunk::stream shows one
+                    if (k + 4096 < whole) CHECK(c.cut(s.first(k + 4096), k) == k + 4096);
+                    ++resumed;
+                }
+            }
+            CHECK(resumed > 100);
+        }
     }
     SECTION("an input shorter than the minimum is one chunk; empty input none") {
         CHECK(c.cut(byte_span(data).first(1000)) == 1000);

@@ -18,6 +18,10 @@ concept exposes_sizes = requires(C const& c) {
     { c.min_size() } -> std::same_as<std::size_t>;
     { c.max_size() } -> std::same_as<std::size_t>;
 };
+template <class C>
+concept resumes_cut = requires(C const& c, byte_span s, std::size_t scanned) {
+    { c.cut(s, scanned) } -> std::same_as<std::size_t>;
+};
 }  // namespace detail
 
 /** A chunker finds the cut points of content-defined chunking in a span it is given. It does no I/O:
@@ -38,5 +42,20 @@ concept exposes_sizes = requires(C const& c) {
 */
 template <class C>
 concept chunker = detail::finds_cut_points<C> && detail::exposes_sizes<C> && std::is_nothrow_move_constructible_v<C>;
+
+/** A chunker that can pick up a look where an earlier one ended, instead of rolling those bytes again.
+
+    | expression         | type          | semantics |
+    |--------------------|---------------|-----------|
+    | `c.cut(s, scanned)` | `std::size_t` | `c.cut(s)`. Pre: `scanned <= s.size()` and `c.cut(s.first(scanned)) == scanned` (a look at the first `scanned` bytes found no cut before their end; one exactly at it may be). The chunker resumes near `scanned` rather than at `min_size()`. |
+
+    `chunk::stream` uses it when the window it shows a chunker ends before a cut: it reads on and
+    asks again from there. A rolling hash whose state is a function of the last bytes alone (Rabin's
+    and FastCDC's: 64 of them) rebuilds it from those bytes.
+
+    Models: `policies::chunk::rabin`, `policies::chunk::fastcdc`.
+*/
+template <class C>
+concept resumable_chunker = chunker<C> && detail::resumes_cut<C>;
 
 }  // namespace stash

@@ -46,6 +46,26 @@ public:
         return end;
     }
 
+    /// `cut(s)` for a span whose first `scanned` bytes held no cut before their end
+    /// (`stash::resumable_chunker`). Each byte's gear value is shifted out of the 64-bit hash 64
+    /// bytes later, so the hash one byte before `scanned` is rebuilt from the 64 before that (or
+    /// from `min` on), and the look goes on from there.
+    std::size_t cut(byte_span s, std::size_t scanned) const noexcept {
+        std::size_t const n = s.size();
+        if (n <= min_ || scanned <= min_ + 1) return cut(s);
+        std::size_t const end = std::min(n, max_);
+        if (scanned >= end) return end;
+        auto const* p = reinterpret_cast<std::uint8_t const*>(s.data());
+        auto const& g = gear();
+        std::size_t i = scanned - 1;  // the cut at `scanned` itself is looked at again
+        std::uint64_t h = 0;
+        for (std::size_t k = i - min_ > 64 ? i - 64 : min_; k < i; ++k) h = (h << 1) + g[p[k]];
+        std::size_t const normal = std::min(end, avg_);
+        if (std::size_t c = scan(p, i, normal, h, mask_s_, g)) return c;
+        if (std::size_t c = scan(p, i, end, h, mask_l_, g)) return c;
+        return end;
+    }
+
 private:
     // Rolls bytes [i, end) into h and returns the cut (one past the byte whose hash has none of
     // `mask`'s bits), or 0 with i = end. Two bytes a step, with the paper's cut points: after bytes

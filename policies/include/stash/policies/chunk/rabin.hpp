@@ -52,6 +52,22 @@ public:
             d = ((d << 8) | p[i]) ^ t.mod[d >> shift];
         }
         // i == bytes consumed == chunk length so far, and i >= min holds from here on.
+        return scan(p, i, d, end);
+    }
+
+    /// `cut(s)` for a span whose first `scanned` bytes held no cut before their end
+    /// (`stash::resumable_chunker`): the fingerprint there is that of the 64 bytes before it.
+    std::size_t cut(byte_span s, std::size_t scanned) const noexcept {
+        if (scanned <= min_ || s.size() <= min_) return cut(s);
+        std::size_t const end = std::min(s.size(), max_);
+        if (scanned >= end) return end;
+        auto const* p = reinterpret_cast<std::uint8_t const*>(s.data());
+        return scan(p, scanned, warm_up(p + scanned), end).first;
+    }
+
+private:
+    // The first cut at a length in [i, end], where d is the fingerprint at length i (i >= min).
+    std::pair<std::size_t, std::uint64_t> scan(std::uint8_t const* p, std::size_t i, std::uint64_t d, std::size_t end) const noexcept {
         if ((d & mask_) == 0 || i >= end) return {i, d};
         // Lanes: the fingerprint is a function of the 64-byte window alone, so the blocks after this
         // one can be hashed at the same time, each from a fresh start 64 bytes before it. The
@@ -104,12 +120,12 @@ public:
             if ((d & mask_) == 0 || i + 2 == end) return {i + 2, d};
         }
         // One byte left before the end.
+        auto const& t = *tables_;
         d ^= t.out[p[i - window]];
-        d = ((d << 8) | p[i]) ^ t.mod[d >> shift];
+        d = ((d << 8) | p[i]) ^ t.mod[d >> t.shift];
         return {i + 1, d};
     }
 
-private:
     struct tables {
         stash::chunk::polynomial pol;
         unsigned shift;

@@ -1,5 +1,6 @@
 // Micro-benchmarks of the hot path, one stage at a time and all together, in bytes per second.
 // Run: build/release/bench/stash_bench_micro [--benchmark_format=json]
+#include <stash/chunk/stream.hpp>
 #include <stash/crypto/kdf.hpp>
 #include <stash/crypto/sealer.hpp>
 #include <stash/policies/chunk/fastcdc.hpp>
@@ -16,6 +17,7 @@
 #include <array>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -120,6 +122,43 @@ void BM_chunk_rabin_text(benchmark::State& st) { chunk_all<policies::chunk::rabi
 void BM_chunk_fastcdc_text(benchmark::State& st) { chunk_all<policies::chunk::fastcdc, true>(st, policies::chunk::fastcdc(), "fastcdc_text"); }
 void BM_chunk_seqcdc_text(benchmark::State& st) { chunk_all<policies::chunk::seqcdc, true>(st, policies::chunk::seqcdc(), "seqcdc_text"); }
 void BM_chunk_ram_text(benchmark::State& st) { chunk_all<policies::chunk::ram, true>(st, policies::chunk::ram(), "ram_text"); }
+
+// chunk::stream over the random input read 1 MiB at a time, as a backup reads a large file, each
+// chunk followed by next_buffered as the backup asks for it: Rabin resuming its looks (windows of
+// 2 MiB growing 1 MiB a look), and with the resumption hidden (`restarting`: windows of 4 MiB
+// doubling, each look from the chunk's start).
+template <class Chunker>
+struct restarting {
+    Chunker c;
+    std::size_t min_size() const noexcept { return c.min_size(); }
+    std::size_t max_size() const noexcept { return c.max_size(); }
+    std::size_t cut(byte_span s) const noexcept { return c.cut(s); }
+};
+template <class Chunker>
+void stream_all(benchmark::State& st, Chunker const& c) {
+    auto const& in = input_random();
+    scratch_bytes buffer;
+    std::size_t chunks = 0;
+    for (auto _ : st) {
+        std::size_t pos = 0;
+        auto read = [&](mutable_byte_span b) -> result<std::size_t> {
+            std::size_t const n = std::min({b.size(), std::size_t(1) << 20, in.size() - pos});
+            std::memcpy(b.data(), in.data() + pos, n);
+            pos += n;
+            return n;
+        };
+        chunk::stream<Chunker, decltype(read)> s(c, read, buffer);
+        while (auto r = s.next()) {
+            if (!*r) break;
+            chunks += s.next_buffered() ? 2 : 1;
+        }
+        benchmark::DoNotOptimize(chunks);
+    }
+    st.SetBytesProcessed(std::int64_t(st.iterations() * in.size()));
+    st.counters["avg_chunk_KiB"] = double(in.size()) * double(st.iterations()) / double(chunks) / 1024;
+}
+void BM_stream_rabin(benchmark::State& st) { stream_all(st, make_rabin()); }
+void BM_stream_rabin_restarting(benchmark::State& st) { stream_all(st, restarting<policies::chunk::rabin>{make_rabin()}); }
 
 // One block hashed again and again, in cache, as `openssl speed -evp sha256 -bytes N` does: the
 // figure to hold against OpenSSL's own.
@@ -326,6 +365,8 @@ BENCHMARK(BM_chunk_rabin_text)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_chunk_fastcdc_text)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_chunk_seqcdc_text)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_chunk_ram_text)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_rabin)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_stream_rabin_restarting)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_sha256)->Arg(4 << 10)->Arg(16 << 10)->Arg(1 << 20);
 BENCHMARK(BM_sha256_stream)->Arg(16 << 10)->Arg(1 << 20);
 BENCHMARK(BM_sha256_many)->Arg(4 << 10)->Arg(16 << 10)->Arg(0);

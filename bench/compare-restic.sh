@@ -9,9 +9,11 @@
 # Usage: bench/compare-restic.sh [-n RUNS] [-d DATASETS_DIR] [-w WORK_DIR] [-c CASES] [-r]
 #   RUNS default 3; DATASETS_DIR default /tmp/stash-datasets (prepared by shared/bench/datasets.sh);
 #   WORK_DIR default build/bench-work (keep it off a slow /tmp); CASES: comma list of
-#   initial,unchanged,edit,restore,restore-mem,random,prune (default all but random and prune); -r only
-#   reports the times already collected in WORK_DIR. restore-mem restores into a tmpfs (/dev/shm), where
-#   the file system costs little and the tools' own work shows; restore goes to the disk.
+#   initial,unchanged,edit,restore,restore-mem,random,prune,cold (default all but random, prune and
+#   cold); -r only reports the times already collected in WORK_DIR. restore-mem restores into a tmpfs
+#   (/dev/shm), where the file system costs little and the tools' own work shows; restore goes to the
+#   disk. cold is the initial backup of linux with the page cache dropped first (needs root), so the
+#   disk's reads are part of it, as on a server whose data was not read lately.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -135,6 +137,11 @@ collect() {
           rm -f "$work/dd.out"
         fi
       fi
+      if want cold; then
+        rm -rf "$repo"; "$bin" -r "$repo" init >/dev/null 2>&1
+        sync; echo 3 > /proc/sys/vm/drop_caches
+        measure "$tool.cold" "$bin" -r "$repo" backup -q "$data/linux"
+      fi
       if want prune; then
         rm -rf "$repo" && cp -a "$base" "$repo" && settle
         measure "$tool.prune" "$bin" -r "$repo" prune
@@ -152,7 +159,7 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] 
 json="{\"runs\":$runs,\"machine\":\"$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')\",\"cases\":{"
 printf '\n%-12s %10s %10s %8s   %12s %12s %8s\n' case "restic s" "stash s" speedup "restic RSS" "stash RSS" "RSS"
 sep=""
-for c in initial unchanged edit restore restore-mem random prune; do
+for c in initial unchanged edit restore restore-mem random prune cold; do
   [ -f "$work/restic.$c.times" ] || continue
   rt=$(cut -d' ' -f1 "$work/restic.$c.times" | median); st=$(cut -d' ' -f1 "$work/stash.$c.times" | median)
   rm=$(cut -d' ' -f2 "$work/restic.$c.times" | median); sm=$(cut -d' ' -f2 "$work/stash.$c.times" | median)

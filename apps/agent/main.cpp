@@ -782,7 +782,7 @@ int main(int argc, char** argv) {
     // Chunk-sized buffers (256 KiB … 8 MiB) come and go on every worker; a fixed mmap threshold hands
     // them back to the system on free instead of letting glibc's per-thread arenas keep them.
     ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
-    reserve_descriptors(2048);  // restore holds up to 1,100, backup ~300; while we have one thread
+    reserve_descriptors(2048);  // restore holds up to 1,100, backup ~400; while we have one thread
     CLI::App app{"stash: backup and restore into restic-format repositories", "stash"};
     app.require_subcommand(1);
     app.fallthrough();  // global flags may follow the command, as with restic

@@ -52,6 +52,17 @@ rm "$WORK/r5/d3/g" && ln -s "$WORK/outside.txt" "$WORK/r5/d3/g"
 diff -r "$wide" "$WORK/r5" || fail "restore over an earlier one differs"
 pass "restore replaces a symlink in a file's place and works with few descriptors"
 
+# Backup opens small files ahead of the one it reads (64 a worker at most), but within the
+# descriptor limit: with 60 every file of 30 directories of 100 is still read, none reported.
+many=$WORK/many
+for i in $(seq 1 30); do mkdir -p "$many/d$i" && (cd "$many/d$i" && for j in $(seq 1 100); do echo "$i $j" > "f$j"; done); done
+(ulimit -n 60 && "$STASH" -r "$repo" backup -q "$many" 2> "$WORK/many.err") ||
+  fail "backup with 60 descriptors: $(head -3 "$WORK/many.err")"
+[ ! -s "$WORK/many.err" ] || fail "backup with 60 descriptors reported: $(head -3 "$WORK/many.err")"
+"$STASH" -r "$repo" restore -q "latest:$many" --target "$WORK/r6"
+diff -r "$many" "$WORK/r6" || fail "backup with 60 descriptors lost files"
+pass "backup opens files ahead within the descriptor limit"
+
 # FastCDC repositories are ordinary restic repositories with different cut points.
 "$STASH" -r "$WORK/fast" init -q --chunker fastcdc
 "$STASH" -r "$WORK/fast" backup -q "$WORK/src" "$WORK/stdin.bin"

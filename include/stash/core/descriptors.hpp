@@ -16,7 +16,7 @@ namespace stash {
     Why: Linux grows the table (64, 128, 256, ... entries) when a descriptor past its end is opened,
     and in a process with several threads each growth waits for an RCU grace period
     (fs/file.c, expand_fdtable) in the thread that opens it: 10-16 ms of a restore worker's time at
-    a time on the project's machine, where backup holds up to ~300 descriptors and restore up to
+    a time on the project's machine, where backup holds up to ~400 descriptors and restore up to
     1,100. With one thread there is no wait. Best effort: nothing is reported. */
 inline void reserve_descriptors(int n) noexcept {
     struct rlimit rl {};

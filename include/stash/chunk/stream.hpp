@@ -86,7 +86,7 @@ private:
     // remembered, so a resumable chunker starts the next look where this one ended.
     std::size_t look(byte_span avail) {
         std::size_t n;
-        if constexpr (resumable_chunker<Chunker>) n = chunker_.cut(avail, scanned_);
+        if constexpr (resumes) n = chunker_.cut(avail, scanned_);
         else n = chunker_.cut(avail);
         scanned_ = n;
         return n;

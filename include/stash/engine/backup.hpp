@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <sys/resource.h>
 
+#include <deque>
 #include <future>
 #include <map>
 #include <memory>
@@ -692,33 +693,80 @@ private:
             }
         };
         chunk::stream<Chunker, decltype(reader)> s(chunker_, reader, buffers_[self]);
-        std::vector<id> content;
+        auto file = std::make_shared<file_in_flight>(ds, i, known);
         std::uint64_t size = 0;
         for (;;) {
             auto c = s.next();
             if (!c) {
                 report(path, c.error().what());
-                ds->skip[i] = 1;
-                release(ds, self);
-                return;
+                file->failed = true;
+                break;
             }
             if (!*c) break;
+            size += (*c)->size();
+            progress_.bytes_done += (*c)->size();
+            if (hand_off(file, **c, self)) continue;
             // With the next chunk already at hand, the two are hashed together (digest_all: side
             // by side on SHA-NI).
             byte_span chunks[2] = {**c, {}};
             id ids[2];
             std::size_t k = 1;
-            if (auto d = s.next_buffered()) chunks[k++] = *d;
+            if (auto d = s.next_buffered()) {
+                chunks[k++] = *d;
+                size += d->size();
+                progress_.bytes_done += d->size();
+            }
             digest_all<hasher>(std::span<byte_span const>(chunks, k), std::span<id>(ids, k));
             for (std::size_t j = 0; j < k; ++j) {
-                content.push_back(ids[j]);
-                size += chunks[j].size();
-                progress_.bytes_done += chunks[j].size();
+                file->content.push_back(ids[j]);
                 keep_chunk(ids[j], chunks[j], self);
             }
         }
         if (size > release_threshold) release_tail(buffers_[self]);
-        finish_file(ds, i, std::move(content), size, known, self);
+        file->size = size;
+        done_with(*file, self);
+    }
+
+    // A large file being read: its chunks' IDs in order, some still being hashed on other workers
+    // (hand_off). Whoever finishes last (the reader or a worker) completes the file's node.
+    struct file_in_flight {
+        file_in_flight(dir_state* d, std::size_t n, bool k) : ds(d), i(n), known(k) {}
+        dir_state* ds;
+        std::size_t i;
+        bool known;
+        bool failed = false;  // a read failed: the file is skipped (set by the reader)
+        std::uint64_t size = 0;
+        std::deque<id> content;  // (a deque: a worker writes its slot while the reader appends)
+        std::atomic<unsigned> pending{1};  // chunks handed off and not yet hashed, +1 while reading
+    };
+    void done_with(file_in_flight& f, unsigned self) {
+        if (f.pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+        if (f.failed) {
+            f.ds->skip[f.i] = 1;
+            release(f.ds, self);
+        } else {
+            finish_file(f.ds, f.i, std::vector<id>(f.content.begin(), f.content.end()), f.size, f.known, self);
+        }
+    }
+
+    // Copies a large chunk into a task for another worker, which hashes and keeps it, when workers
+    // would otherwise run dry and a copy buffer is free: false (the caller keeps it) otherwise. The
+    // reader then only reads and cuts: hashing there too left it the pipeline's slowest stage (one
+    // large file: ~15% of the other core idle).
+    bool hand_off(std::shared_ptr<file_in_flight> const& file, byte_span chunk, unsigned self) {
+        std::shared_ptr<scratch_bytes> copy;
+        if (chunk.size() < 256 * 1024 || !pool_->wants_work() || !(copy = take_copy_buffer())) return false;
+        std::memcpy(copy->get(chunk.size()), chunk.data(), chunk.size());
+        id* const slot = &file->content.emplace_back();
+        file->pending.fetch_add(1, std::memory_order_relaxed);
+        pool_->submit_blob([this, file, slot, copy, n = chunk.size()](unsigned w) {
+            byte_span const c(copy->data(), n);
+            *slot = hasher::digest(c);
+            if (repo_.claim(*slot, repo::blob_type::data)) store_blob(*slot, repo::blob_type::data, c, w);
+            give_back(copy, n);
+            done_with(*file, w);
+        }, self);
+        return true;
     }
 
     // Stores chunk `bid` of a file if no other has it (claim).

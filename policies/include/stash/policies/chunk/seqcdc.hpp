@@ -105,6 +105,10 @@ private:
         unsigned falls = 0;
         std::size_t j = p_.min;
         while (j + 64 <= end) {
+            // The skips make the steps jump ~300 bytes at the 8 KiB scale, which the hardware's
+            // prefetchers do not follow: with the input out of cache, 6.5 GiB/s without this hint
+            // and 15.6-17.8 with it, ~3 steps ahead (bench/micro, 64 MiB input). Harmless past `end`.
+            _mm_prefetch(reinterpret_cast<char const*>(b + j + 1024), _MM_HINT_T0);
             __m512i const prev = _mm512_loadu_si512(b + j - 1), cur = _mm512_loadu_si512(b + j);
             std::uint64_t const rise = _mm512_cmpgt_epu8_mask(cur, prev), fall = _mm512_cmplt_epu8_mask(cur, prev);
             std::uint64_t const moved = rise | fall;

@@ -5,6 +5,7 @@
 #include <stash/policies/backend/cache.hpp>
 #include <stash/policies/backend/local.hpp>
 #include <stash/policies/backend/memory.hpp>
+#include <stash/policies/compress/none.hpp>
 #include <stash/policies/compress/zstd.hpp>
 #include <stash/policies/hash/sha256.hpp>
 
@@ -463,6 +464,42 @@ TEST_CASE("zstd blobs round-trip through a context whose workspace block is kept
         CHECK(hex(byte_span(frame).first(3)) == "010203");  // appended after what was there
         REQUIRE(z.decompress(byte_span(frame).subspan(3), noise.size(), back));
         CHECK(back == noise);
+    }
+    SECTION("worth_compressing: no for large blobs whose start, middle and end all resist, and frames stay the same") {
+        using Z = policies::compress::zstd<2, 6>;
+        STATIC_REQUIRE(probes_compressibility<Z>);
+        STATIC_REQUIRE(!probes_compressibility<policies::compress::none>);
+        bytes noise(1 << 20), text;
+        std::uint64_t x = 88172645463325252ull;
+        for (auto& b : noise) x ^= x << 13, x ^= x >> 7, x ^= x << 17, b = std::byte(x);
+        for (int i = 0; text.size() < noise.size(); ++i) {
+            std::string line = "int v" + std::to_string(i * 7919 % 1000) + " = f(" + std::to_string(i % 37) + ");\n";
+            for (char ch : line) text.push_back(std::byte(ch));
+        }
+        text.resize(noise.size());
+        Z z, fresh;
+        CHECK_FALSE(z.worth_compressing(noise));
+        CHECK(z.worth_compressing(text));
+        CHECK(z.worth_compressing(byte_span(noise).first(256 * 1024)));  // not large: always compressed
+        CHECK_FALSE(z.worth_compressing(byte_span(noise).first(256 * 1024 + 1)));
+        // Text at any one of the three samples is enough; text only between them is not seen.
+        std::size_t const n = noise.size(), s = Z::sample;
+        for (std::size_t at : {std::size_t(0), (n - s) / 2, n - s}) {
+            bytes mixed = noise;
+            std::copy_n(text.begin(), s, mixed.begin() + std::ptrdiff_t(at));
+            CHECK(z.worth_compressing(mixed));
+        }
+        bytes hidden = noise;
+        std::copy_n(text.begin(), 64 * 1024, hidden.begin() + std::ptrdiff_t(n / 4));
+        CHECK_FALSE(z.worth_compressing(hidden));
+        // A probe leaves the context as it was: the frames that follow match a fresh context's.
+        for (std::size_t len : {std::size_t(5000), std::size_t(70000), std::size_t(1) << 20}) {
+            bytes a, b;
+            z.compress(byte_span(text).first(len), a);
+            fresh.compress(byte_span(text).first(len), b);
+            CHECK(a == b);
+            CHECK(z.worth_compressing(noise) == false);
+        }
     }
 }
 

@@ -20,6 +20,10 @@ namespace stash {
     | `c.compress(in, out)`         | `void`         | appends one self-contained frame to `out`. With `enabled`, the frame MUST be zstd (restic-format.md §5.1). |
     | `c.decompress(in, n, out)`    | `result<void>` | appends the plaintext of one frame; `n` is the expected size (0 = unknown, stream it). Errors: `errc::corrupt`. |
 
+    Optional: `c.worth_compressing(in)` → `bool`, a quick guess (a probe of part of `in`) that
+    compressing `in` would not pay; the blob is then stored uncompressed (types 0/1 in a v2 pack,
+    as restic-format.md allows). See `probes_compressibility`.
+
     A compressor object is used by one thread at a time; make one per worker (it may cache contexts).
 
     Models: `policies::compress::zstd<Level>`, `policies::compress::none`.
@@ -29,6 +33,12 @@ concept compressor = requires(C& c, byte_span in, bytes& out, std::size_t n) {
     { C::enabled } -> std::convertible_to<bool>;
     c.compress(in, out);
     { c.decompress(in, n, out) } -> std::same_as<result<void>>;
+};
+
+/// A compressor that can tell, cheaply, that a blob is not worth compressing (see above).
+template <class C>
+concept probes_compressibility = compressor<C> && requires(C& c, byte_span in) {
+    { c.worth_compressing(in) } -> std::same_as<bool>;
 };
 
 }  // namespace stash

@@ -832,7 +832,10 @@ private:
         std::uint32_t ulen = 0;
         auto const& sealer = repo_.sealer();
         // In v2 trees are compressed even when data is not, as restic does.
-        bool const compressed = repo_.compression() && !plain.empty() && (Compressor::enabled || t == repo::blob_type::tree);
+        bool compressed = repo_.compression() && !plain.empty() && (Compressor::enabled || t == repo::blob_type::tree);
+        if constexpr (probes_compressibility<Compressor>) {
+            if (compressed && t == repo::blob_type::data) compressed = compressors_[self].worth_compressing(plain);
+        }
         if (compressed) ulen = std::uint32_t(plain.size());
         auto seal_into = [&](bytes& out) {
             std::size_t const before = out.size();

@@ -754,9 +754,8 @@ private:
     // reader then only reads and cuts: hashing there too left it the pipeline's slowest stage (one
     // large file: ~15% of the other core idle).
     bool hand_off(std::shared_ptr<file_in_flight> const& file, byte_span chunk, unsigned self) {
-        std::shared_ptr<scratch_bytes> copy;
-        if (chunk.size() < 256 * 1024 || !pool_->wants_work() || !(copy = take_copy_buffer())) return false;
-        std::memcpy(copy->get(chunk.size()), chunk.data(), chunk.size());
+        auto copy = copy_to_hand_off(chunk);
+        if (!copy) return false;
         id* const slot = &file->content.emplace_back();
         file->pending.fetch_add(1, std::memory_order_relaxed);
         pool_->submit_blob([this, file, slot, copy, n = chunk.size()](unsigned w) {
@@ -772,19 +771,24 @@ private:
     // Stores chunk `bid` of a file if no other has it (claim).
     void keep_chunk(id const& bid, byte_span chunk, unsigned self) {
         if (!repo_.claim(bid, repo::blob_type::data)) return;
-        // A large chunk becomes a task of its own when workers would otherwise run dry (one big file
-        // then keeps every core busy); while files wait for every worker, or each worker's copy is
-        // still in use, this one stores it in place rather than copy it.
-        std::shared_ptr<scratch_bytes> copy;
-        if (chunk.size() < 256 * 1024 || !pool_->wants_work() || !(copy = take_copy_buffer())) {
+        if (auto copy = copy_to_hand_off(chunk); !copy) {
             store_blob(bid, repo::blob_type::data, chunk, self);
         } else {
-            std::memcpy(copy->get(chunk.size()), chunk.data(), chunk.size());
             pool_->submit_blob([this, bid, copy, n = chunk.size()](unsigned w) {
                 store_blob(bid, repo::blob_type::data, byte_span(copy->data(), n), w);
                 give_back(copy, n);
             }, self);
         }
+    }
+
+    // A large chunk becomes a task of its own when workers would otherwise run dry (one big file
+    // then keeps every core busy): a copy of it, or null while files wait for every worker, or
+    // each worker's copy is still in use (the caller then keeps it in place rather than copy it).
+    std::shared_ptr<scratch_bytes> copy_to_hand_off(byte_span chunk) {
+        std::shared_ptr<scratch_bytes> copy;
+        if (chunk.size() < 256 * 1024 || !pool_->wants_work() || !(copy = take_copy_buffer())) return nullptr;
+        std::memcpy(copy->get(chunk.size()), chunk.data(), chunk.size());
+        return copy;
     }
 
     void finish_file(dir_state* ds, std::size_t i, std::vector<id> content, std::uint64_t size, bool known, unsigned self) {

@@ -122,10 +122,7 @@ public:
     void compress(byte_span in, bytes& out) {
         std::size_t const base = out.size(), bound = ZSTD_compressBound(in.size());
         if (in.size() <= large) {
-            if constexpr (SmallMinMatch != 0) {
-                int const mm = in.size() <= small ? SmallMinMatch : 0;  // (0: zstd's choice for the size)
-                if (mm != min_match_) ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_minMatch, min_match_ = mm);
-            }
+            if constexpr (SmallMinMatch != 0) use_min_match(in.size() <= small ? SmallMinMatch : 0);
             out.resize(base + bound);
             std::size_t n = ZSTD_compress2(cctx_.get(), out.data() + base, bound, in.data(), in.size());
             check(n);
@@ -135,7 +132,7 @@ public:
         // A large blob: `out` grows (zero-filled, so resident) to half the input first and to the
         // bound only if the frame needs it, instead of the bound at once (three times what text
         // fills). The input stays in place (stableInBuffer): zstd copies none of it.
-        if (min_match_ != 0) ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_minMatch, min_match_ = 0);
+        use_min_match(0);
         check(ZSTD_CCtx_reset(cctx_.get(), ZSTD_reset_session_only));
         check(ZSTD_CCtx_setPledgedSrcSize(cctx_.get(), in.size()));
         ZSTD_inBuffer ib{in.data(), in.size(), 0};
@@ -164,7 +161,7 @@ public:
     /// 1% of compressing a large blob, and only the first is taken when it compresses.
     bool worth_compressing(byte_span in) {
         if (in.size() <= large) return true;
-        if (min_match_ != 0) ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_minMatch, min_match_ = 0);
+        use_min_match(0);
         if (probe_.empty()) probe_.resize(ZSTD_compressBound(sample));
         for (std::size_t at : {std::size_t(0), (in.size() - sample) / 2, in.size() - sample}) {
             std::size_t const n = ZSTD_compress2(cctx_.get(), probe_.data(), probe_.size(), in.data() + at, sample);
@@ -176,6 +173,9 @@ public:
 
 private:
     static constexpr std::size_t large = 256 * 1024;
+    void use_min_match(int mm) {  // (0: zstd's choice for the size)
+        if (mm != min_match_) ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_minMatch, min_match_ = mm);
+    }
     static void check(std::size_t r) {
         if (ZSTD_isError(r)) throw std::runtime_error(std::string("zstd: ") + ZSTD_getErrorName(r));
     }

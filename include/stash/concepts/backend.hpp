@@ -10,6 +10,7 @@
 #include <concepts>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -73,22 +74,37 @@ concept backend = requires(B& b, handle const& h, file_type t, byte_span data, b
     { b.remove(h) } -> std::same_as<result<void>>;
 };
 
+/** A backend's own way of writing a staged file's bytes (the local backend writes with O_DIRECT
+    on a thread of its own): `append` may return before the bytes are on their way, `finish` writes
+    what is left and waits for every write. Errors of a write show in a later `append` or in
+    `finish`. Its destructor waits for the writes in flight (they use the file's descriptor). */
+class staged_writer {
+public:
+    virtual ~staged_writer() = default;
+    virtual result<void> append(byte_span data) = 0;
+    virtual result<void> finish() = 0;
+};
+
 /** An unnamed file a backend stages on its own storage (`O_TMPFILE`): written in pieces, it stays
     invisible until the backend commits it under a name, and disappears with its descriptor if it
-    never is (a failed or killed writer leaves nothing behind). Move-only. */
+    never is (a failed or killed writer leaves nothing behind). Written with `write(2)`, or through
+    the backend's `staged_writer`. Move-only. */
 class staged_file {
 public:
     staged_file() = default;
-    explicit staged_file(int fd, std::string where) : fd_(fd), where_(std::move(where)) {}
-    staged_file(staged_file&& o) noexcept : fd_(std::exchange(o.fd_, -1)), where_(std::move(o.where_)) {}
+    explicit staged_file(int fd, std::string where, std::unique_ptr<staged_writer> w = nullptr)
+        : fd_(fd), where_(std::move(where)), writer_(std::move(w)) {}
+    staged_file(staged_file&& o) noexcept
+        : fd_(std::exchange(o.fd_, -1)), where_(std::move(o.where_)), writer_(std::move(o.writer_)) {}
     staged_file& operator=(staged_file&& o) noexcept {
-        if (this != &o) close(), fd_ = std::exchange(o.fd_, -1), where_ = std::move(o.where_);
+        if (this != &o) close(), fd_ = std::exchange(o.fd_, -1), where_ = std::move(o.where_), writer_ = std::move(o.writer_);
         return *this;
     }
     ~staged_file() { close(); }
 
     /// Appends `data`. Errors: `errc::io` naming the directory it is staged in.
     result<void> append(byte_span data) {
+        if (writer_) return writer_->append(data);
         for (std::size_t off = 0; off < data.size();) {
             ssize_t n = ::write(fd_, data.data() + off, data.size() - off);
             if (n < 0 && errno == EINTR) continue;
@@ -97,16 +113,23 @@ public:
         }
         return {};
     }
+    /// Waits until every byte appended is written (a backend calls it before committing the file).
+    result<void> finish() { return writer_ ? writer_->finish() : result<void>{}; }
     int fd() const noexcept { return fd_; }
-    /// Gives up the descriptor (the backend keeps it after a commit).
-    int release() noexcept { return std::exchange(fd_, -1); }
+    /// Gives up the descriptor (the backend keeps it after a commit), once writes in flight are done.
+    int release() noexcept {
+        writer_.reset();
+        return std::exchange(fd_, -1);
+    }
 
 private:
     void close() noexcept {
+        writer_.reset();  // (first: its writes use the descriptor)
         if (fd_ >= 0) ::close(fd_), fd_ = -1;
     }
     int fd_ = -1;
     std::string where_;
+    std::unique_ptr<staged_writer> writer_;
 };
 
 /** Optional, for backends on a local file system: a pack can be streamed into a staged file while it

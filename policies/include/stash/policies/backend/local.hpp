@@ -4,6 +4,7 @@
 #include <stash/concepts/backend.hpp>
 #include <stash/core/hex.hpp>
 #include <stash/crypto/random.hpp>
+#include <stash/policies/backend/detail/direct_io.hpp>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -37,7 +38,9 @@ namespace stash::policies::backend {
 
     A pack can also be streamed while it is built: `stage` opens an unnamed file in `data/`
     (O_TMPFILE), and `commit` links it under its name and queues it for the same late fsync. A
-    writer that fails or is killed leaves nothing behind.
+    writer that fails or is killed leaves nothing behind. Staged files bypass the page cache
+    (O_DIRECT, written on threads of the backend's: `detail::direct_io`) where the file system
+    allows it; `commit` waits for their writes first.
 
     @par Concepts
     `stash::staging_backend`. Thread-safe: every call works on its own file descriptors.
@@ -110,13 +113,15 @@ public:
         if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL))
             return make_error(errc::unsupported, dir + ": the file system has no O_TMPFILE");
         if (fd < 0) return errno_error("create a staged file in " + dir);
-        return staged_file(fd, dir);
+        auto writer = direct_->open(fd, dir);
+        return staged_file(fd, dir, std::move(writer));
     }
 
     /// Links a staged pack into place; it is fsynced with the packs `put` wrote (see above).
     result<void> commit(handle const& h, staged_file f) {
         if (h.type != file_type::pack) return make_error(errc::invalid_argument, "only packs are staged, not " + h.str());
         std::string const path = path_of(h);
+        STASH_TRYV(f.finish());
         ::sync_file_range(f.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint: errors show in the fsync
         if (::fchmod(f.fd(), 0400) != 0) return errno_error("chmod the staged file for " + path);
         // linkat with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; through /proc it needs nothing.
@@ -312,6 +317,7 @@ private:
     std::string root_;
     std::shared_ptr<fd_cache> fds_ = std::make_shared<fd_cache>();
     std::shared_ptr<unsynced_packs> unsynced_ = std::make_shared<unsynced_packs>();
+    std::shared_ptr<detail::direct_io> direct_ = std::make_shared<detail::direct_io>();
 };
 static_assert(stash::staging_backend<local>);
 

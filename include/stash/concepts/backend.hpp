@@ -75,13 +75,15 @@ concept backend = requires(B& b, handle const& h, file_type t, byte_span data, b
 };
 
 /** A backend's own way of writing a staged file's bytes (the local backend writes with O_DIRECT
-    on a thread of its own): `append` may return before the bytes are on their way, `finish` writes
-    what is left and waits for every write. Errors of a write show in a later `append` or in
-    `finish`. Its destructor waits for the writes in flight (they use the file's descriptor). */
+    on threads of its own): `append` may return before the bytes are on their way, `flush` sends
+    what is left on its way (no `append` after it), `finish` flushes and waits for every write.
+    Errors of a write show in a later call. Its destructor waits for the writes in flight (they
+    use the file's descriptor). */
 class staged_writer {
 public:
     virtual ~staged_writer() = default;
     virtual result<void> append(byte_span data) = 0;
+    virtual result<void> flush() { return {}; }
     virtual result<void> finish() = 0;
 };
 
@@ -113,6 +115,9 @@ public:
         }
         return {};
     }
+    /// Starts writing what is still buffered, for a caller that commits the file later; no
+    /// `append` after it.
+    result<void> flush() { return writer_ ? writer_->flush() : result<void>{}; }
     /// Waits until every byte appended is written (a backend calls it before committing the file).
     result<void> finish() { return writer_ ? writer_->finish() : result<void>{}; }
     int fd() const noexcept { return fd_; }

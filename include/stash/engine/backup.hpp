@@ -180,6 +180,8 @@ public:
         }
         for (auto& p : packers_) flush_packer(p);
         flush_packer(tree_packer_);
+        for (auto& p : packers_) commit_sealed(p);
+        commit_sealed(tree_packer_);
         if (failure_) return *failure_;
         // The index file is written last and is large (~200 bytes a blob): free the workers' pack and
         // read and copy buffers first, so the two peaks do not add up.
@@ -867,6 +869,7 @@ private:
     struct packer {
         repo::pack_builder b;
         std::optional<typename Repo::pack_stream> stream;
+        std::optional<typename Repo::sealed_pack> sealed;  // the one before, not committed yet
         explicit packer(std::size_t reserve) : b(reserve) {}
     };
     static constexpr std::size_t spill = 1 << 20;
@@ -896,19 +899,38 @@ private:
         if (big) p.b.release_pages(streamed_keep);
     }
 
+    // A streamed pack is committed when its packer's next one is done (or at the end), not at once:
+    // its last writes then finish while the worker fills the next pack. Waiting for them (up to
+    // direct_io's 6 MiB in flight) took 0.28 s of a 3.5 s backup of random.bin.
     void flush_packer(packer& p) {
         if (p.b.empty() || failure_flag_) return;  // (reset keeps the reserved buffer; a stream is dropped)
         byte_span tail = p.b.finish(repo_.sealer());
         bool const streamed = p.stream.has_value();
-        auto r = streamed ? repo_.save_pack(std::move(*p.stream), tail, p.b.entries()) : repo_.save_pack(tail, p.b.entries());
+        result<void> r;
+        if (streamed) {
+            auto s = repo_.seal_pack(std::move(*p.stream), tail, p.b.entries());
+            if (s) commit_sealed(p), p.sealed = std::move(*s);
+            else r = s.error();
+        } else if (auto s = repo_.save_pack(tail, p.b.entries()); s) {
+            flush_index_when_due();
+        } else {
+            r = s.error();
+        }
         p.stream.reset();
         p.b.reset();
         p.b.release_pages(streamed ? streamed_keep : 0);
-        if (r && repo_.pending_index_blobs() >= repo::index_file_blobs) {
-            auto f = repo_.flush_index();
-            if (!f) return fail(f.error());
-        }
         if (!r) fail(r.error());
+    }
+    void commit_sealed(packer& p) {
+        if (!p.sealed || failure_flag_) return;
+        auto r = repo_.commit_pack(std::move(*p.sealed));
+        p.sealed.reset();
+        if (!r) return fail(r.error());
+        flush_index_when_due();
+    }
+    void flush_index_when_due() {
+        if (repo_.pending_index_blobs() < repo::index_file_blobs) return;
+        if (auto f = repo_.flush_index(); !f) fail(f.error());
     }
 
     void fail(error e) {

@@ -468,13 +468,32 @@ public:
         }
     }
 
+    /// A streamed pack with its last bytes appended and its name known, whose writes may still be
+    /// under way: `commit_pack` names it and adds its blobs to the index.
+    struct sealed_pack {
+        pack_stream stream;
+        id pid;
+        std::vector<blob_entry> entries;
+    };
+    /// Appends a streamed pack's last bytes (`tail`, ending with the header) and starts their
+    /// writes, without waiting for them: a caller commits the pack later, while it goes on.
+    result<sealed_pack> seal_pack(pack_stream s, byte_span tail, std::vector<blob_entry> entries) {
+        STASH_TRYV(s.append(tail));
+        STASH_TRYV(s.file.flush());
+        id const pid = s.hash.finish();
+        return sealed_pack{std::move(s), pid, std::move(entries)};
+    }
+    /// Names a sealed pack once its writes are done, then as `save_pack`.
+    result<id> commit_pack(sealed_pack p) {
+        STASH_TRYV(backend_.commit({file_type::pack, p.pid.str()}, std::move(p.stream.file)));
+        return add_saved_pack(p.pid, std::move(p.entries));
+    }
     /// Saves a streamed pack once its last bytes (`tail`, ending with the header) are appended, as
     /// `save_pack` does a whole one.
     result<id> save_pack(pack_stream s, byte_span tail, std::vector<blob_entry> entries) {
-        STASH_TRYV(s.append(tail));
-        id const pid = s.hash.finish();
-        STASH_TRYV(backend_.commit({file_type::pack, pid.str()}, std::move(s.file)));
-        return add_saved_pack(pid, std::move(entries));
+        auto sealed = seal_pack(std::move(s), tail, std::move(entries));
+        if (!sealed) return std::move(sealed).error();
+        return commit_pack(std::move(*sealed));
     }
 
     /// Hands out the packs saved since the last flush, for a caller that writes their index itself

@@ -91,21 +91,32 @@ private:
             return {};
         }
 
-        result<void> finish() override {
-            // O_DIRECT writes whole pages only: the last partial page goes through the cache.
-            std::size_t const whole = fill_ / alignment * alignment, rest = fill_ - whole;
-            std::byte last[alignment];
-            if (rest) std::memcpy(last, cur_.get() + whole, rest);
+        result<void> flush() override {
+            if (flushed_) return {};
+            flushed_ = true;
+            // O_DIRECT writes whole pages only: the last partial page goes through the cache, last.
+            std::size_t const whole = fill_ / alignment * alignment;
+            last_size_ = fill_ - whole;
+            if (last_size_) std::memcpy(last_, cur_.get() + whole, last_size_);
             if (whole) submit(whole);
+            std::lock_guard lk(io_->mu_);
+            if (cur_) io_->spare_.push_back(std::move(cur_));
+            io_->cv_.notify_all();
+            if (error_) return *error_;
+            return {};
+        }
+
+        result<void> finish() override {
+            STASH_TRYV(flush());
             {
                 std::unique_lock lk(io_->mu_);
                 io_->cv_.wait(lk, [&] { return in_flight_ == 0; });
                 if (error_) return *error_;
             }
-            if (!rest) return {};
+            if (!last_size_) return {};
             stop_direct(fd_);  // (had it failed, the write would fail with EINVAL and say so)
-            auto r = write_at(fd_, last, rest, offset_, where_);
-            offset_ += rest, fill_ = 0;
+            auto r = write_at(fd_, last_, last_size_, offset_, where_);
+            offset_ += last_size_, last_size_ = 0;
             return r;
         }
 
@@ -157,6 +168,9 @@ private:
         block cur_;                 // being filled (null before the first byte after a submit)
         std::size_t fill_ = 0;      // bytes in it
         std::uint64_t offset_ = 0;  // where in the file they go
+        bool flushed_ = false;
+        std::byte last_[alignment];       // the last partial page, once flushed
+        std::size_t last_size_ = 0;
         unsigned in_flight_ = 0;          // blocks queued or being written (guarded by io_->mu_)
         std::optional<error> error_;      // the first write's error (guarded by io_->mu_)
     };

@@ -24,21 +24,22 @@ namespace stash::policies::backend::detail {
 /** The writer threads and the blocks of a local backend's direct writes (`direct_io::open`).
 
     Why: a pack written through the page cache costs the CPU a copy into the cache, the cache's
-    bookkeeping (delayed allocation, buffer heads) and its write-back: 1.0–1.7 s of system time in
-    a 2 GB backup on a 2-core machine, where the backup is bound by the CPU, and the time varied
-    with the write-back (3.25–4.74 s). With O_DIRECT the bytes go from a block to the device: 0.7 s
-    of system time, 3.15–3.57 s. Such a write returns once the device has the data, so writes run
-    on threads of their own (`writers`, that many in flight) while the caller seals the next bytes.
-    The page cache is also left to the data being backed up, not filled with packs.
+    bookkeeping (delayed allocation, buffer heads) and its write-back, and its time varies with the
+    write-back: a 2 GB backup on 2 cores took 1.0–1.7 s of system time and 3.14–4.74 s. With
+    O_DIRECT the bytes go from a block to the device: 0.6–0.9 s of system time, 3.11–3.66 s (as
+    fast where the write-back kept up, up to 12% faster where it did not). The page cache is also
+    left to the data being backed up (and the application's), not filled with packs. Such a write
+    returns once the device has the data, so writes run on threads of their own (`writers`, that
+    many in flight) while the caller seals the next bytes.
 
     Bytes are copied into blocks of `block_size` (4 KiB-aligned, as O_DIRECT wants buffers, lengths
     and offsets), a full block queued for writing. Blocks are shared by the files: at most
     `max_blocks` in all (more only while none is being written, so a file never waits for nothing),
-    kept from file to file. Errors of a write show in the file's next `append` or its `finish`. */
+    kept from file to file. Errors of a write show in the file's next `append`, `flush` or `finish`. */
 class direct_io : public std::enable_shared_from_this<direct_io> {
 public:
     static constexpr std::size_t block_size = 1 << 20;  // a write: 1.2 GB/s one at a time (`dd oflag=direct`)
-    static constexpr std::size_t max_blocks = 6;        // 6 MiB: 512 KiB blocks or fewer were slower
+    static constexpr std::size_t max_blocks = 6;        // (512 KiB blocks were slower)
     static constexpr unsigned writers = 2;
     static constexpr std::size_t alignment = 4096;
 

@@ -91,8 +91,7 @@ private:
                 if (fill_ == block_size) submit(block_size);
             }
             std::lock_guard lk(io_->mu_);
-            if (error_) return *error_;
-            return {};
+            return first_error();
         }
 
         result<void> flush() override {
@@ -106,8 +105,7 @@ private:
             std::lock_guard lk(io_->mu_);
             if (cur_) io_->spare_.push_back(std::move(cur_));
             io_->cv_.notify_all();
-            if (error_) return *error_;
-            return {};
+            return first_error();
         }
 
         result<void> finish() override {
@@ -115,7 +113,7 @@ private:
             {
                 std::unique_lock lk(io_->mu_);
                 io_->cv_.wait(lk, [&] { return in_flight_ == 0; });
-                if (error_) return *error_;
+                STASH_TRYV(first_error());
             }
             if (!last_size_) return {};
             stop_direct(fd_);  // (had it failed, the write would fail with EINVAL and say so)
@@ -134,6 +132,12 @@ private:
         }
 
     private:
+        // The first error of this file's writes, which sticks. Pre: io_->mu_ held.
+        result<void> first_error() const {
+            if (error_) return *error_;
+            return {};
+        }
+
         // Queues the first `len` bytes of the block being filled; the file takes another for more.
         void submit(std::size_t len) {
             {

@@ -118,6 +118,7 @@ void BM_chunk_seqcdc_8k_portable(benchmark::State& st) { chunk_all(st, portable_
 void BM_chunk_ram_8k(benchmark::State& st) { chunk_all(st, policies::chunk::ram(8192, 65536), "ram_8k"); }
 void BM_chunk_ram_8k_portable(benchmark::State& st) { chunk_all(st, portable_kernel<policies::chunk::ram>{policies::chunk::ram(8192, 65536)}, "ram_8k_portable"); }
 void BM_chunk_fastcdc_8k(benchmark::State& st) { chunk_all(st, policies::chunk::fastcdc(4096, 8192, 65536), "fastcdc_8k"); }
+void BM_chunk_rabin_portable(benchmark::State& st) { chunk_all(st, portable_kernel<policies::chunk::rabin>{make_rabin()}, "rabin_portable"); }
 void BM_chunk_rabin_text(benchmark::State& st) { chunk_all<policies::chunk::rabin, true>(st, make_rabin(), "rabin_text"); }
 void BM_chunk_fastcdc_text(benchmark::State& st) { chunk_all<policies::chunk::fastcdc, true>(st, policies::chunk::fastcdc(), "fastcdc_text"); }
 void BM_chunk_seqcdc_text(benchmark::State& st) { chunk_all<policies::chunk::seqcdc, true>(st, policies::chunk::seqcdc(), "seqcdc_text"); }
@@ -352,6 +353,7 @@ void BM_path_rabin_linux(benchmark::State& st) { whole_path_linux<false>(st, mak
 }  // namespace
 
 BENCHMARK(BM_chunk_rabin)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_chunk_rabin_portable)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_chunk_fastcdc)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_chunk_fixed)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_chunk_seqcdc)->Unit(benchmark::kMillisecond);

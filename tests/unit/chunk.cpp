@@ -158,11 +158,15 @@ struct reference_rabin {
 
 }  // namespace
 
-TEST_CASE("Rabin chunker: three lanes, two bytes a step, cut where restic's byte-by-byte loop does", "[chunk][rabin]") {
+TEST_CASE("Rabin chunker: the vector kernel and the rolling loop cut where restic's byte-by-byte loop does", "[chunk][rabin]") {
+    if (!stash::has_avx512gfni()) WARN("this CPU lacks AVX-512BW/GFNI: cut and cut_portable both roll the hash");
     chunk::polynomial const pol{0x3DA3358B4DC173};
-    // Small masks put cuts in each lane, in several at once, and near block edges.
+    // Small masks put cuts in each lane, in several at once, and near block edges; masks of up to
+    // 8 bits are decided by the vector filter alone, up to 24 with the table, beyond by the loop.
     struct { unsigned bits; std::size_t min, max, size; } const shapes[] = {
+        {4, 65, 4096, 1 << 20}, {8, 100, 1 << 14, 1 << 20}, {9, 1000, 1 << 16, 2 << 20},
         {12, 4096, 1 << 20, 4 << 20}, {16, 8192, 1 << 20, 8 << 20}, {17, 65536, 2 << 20, 8 << 20}, {20, 512 * 1024, 8 << 20, 24 << 20},
+        {24, 4096, 1 << 26, 1 << 26},
         // Long chunks: past chunk::stream's first 4 MiB window, and (bits 30) always the maximum, where
         // the lanes end exactly at the limit.
         {22, 512 * 1024, 8 << 20, 40 << 20}, {30, 512 * 1024, 8 << 20, 20 << 20}};
@@ -176,11 +180,16 @@ TEST_CASE("Rabin chunker: three lanes, two bytes a step, cut where restic's byte
             auto const want = ref.cut(rest);
             auto const got = fast.cut_with_fingerprint(rest);
             REQUIRE(got.first == want.first);
+            REQUIRE(fast.cut_portable(rest) == want.first);
             if (got.first >= sh.min) REQUIRE(got.second == want.second);  // (shorter tails: see fingerprint_of)
             REQUIRE(got.first <= std::min(rest.size(), sh.max));
             rest = rest.subspan(got.first), ++cuts;
         }
         CHECK(cuts > 2);
+        // Spans ending at every offset past the minimum: the vector kernel's last, partial block
+        // must not cut past the end, nor miss a cut just before it.
+        if (sh.bits <= 12)
+            for (std::size_t n = sh.min + 1; n <= sh.min + 300; ++n) REQUIRE(fast.cut(byte_span(data).first(n)) == ref.cut(byte_span(data).first(n)).first);
         // And through chunk::stream, whose window starts short of the maximum and grows.
         auto const streamed = chunk_all(fast, data, 1000003);
         byte_span again = data;

@@ -3,6 +3,8 @@
 
 #include <stash/chunk/polynomial.hpp>
 #include <stash/concepts/chunker.hpp>
+#include <stash/core/cpu.hpp>
+#include <stash/policies/chunk/detail/rabin_windows.hpp>
 
 #include <array>
 #include <cstdint>
@@ -18,6 +20,8 @@ namespace stash::policies::chunk {
     chunk, where restic's reset state has only the initial byte `1` left to slide out. Beyond that
     the fingerprint depends on the window alone, so the loop steps two bytes at a time and hashes
     three 16 KiB blocks at once (independent dependency chains); the first cut found in order wins.
+    On CPUs with AVX-512BW and GFNI, 64 windows' fingerprints are filtered at once instead
+    (`detail::rabin_windows`: the fingerprint is linear in the window's bits), 1.4–1.5× as fast.
 
     @par Concepts
     `stash::chunker`.
@@ -27,32 +31,25 @@ public:
     static constexpr std::size_t window = 64;
     static constexpr std::size_t default_min = 512 * 1024, default_max = 8 * 1024 * 1024;
 
+    /// Pre: `min > 64` (the window), `average_bits < 54` (the polynomial's degree).
     explicit rabin(stash::chunk::polynomial pol, unsigned average_bits = 20,
                    std::size_t min = default_min, std::size_t max = default_max)
-        : tables_(std::make_shared<tables>(pol)), mask_((std::uint64_t(1) << average_bits) - 1), min_(min), max_(max) {}
+        : tables_(std::make_shared<tables>(pol)), mask_((std::uint64_t(1) << average_bits) - 1), bits_(average_bits), min_(min), max_(max) {}
 
     std::size_t min_size() const noexcept { return min_; }
     std::size_t max_size() const noexcept { return max_; }
     stash::chunk::polynomial polynomial() const noexcept { return tables_->pol; }
 
-    std::size_t cut(byte_span s) const noexcept { return cut_with_fingerprint(s).first; }
+    std::size_t cut(byte_span s) const noexcept {
+        if (s.size() <= min_) return s.size();
+        return first_cut(reinterpret_cast<std::uint8_t const*>(s.data()), min_, std::min(s.size(), max_));
+    }
 
     /// The chunk length and the fingerprint at the cut (restic's `Chunk.Cut`), for golden vectors.
     std::pair<std::size_t, std::uint64_t> cut_with_fingerprint(byte_span s) const noexcept {
         if (s.size() <= min_) return {s.size(), s.size() < min_ - window ? 1 : fingerprint_of(s)};
-        auto const* p = reinterpret_cast<std::uint8_t const*>(s.data());
-        auto const& t = *tables_;
-        std::size_t const end = std::min(s.size(), max_);
-        unsigned const shift = t.shift;
-        std::uint64_t d = 1;
-        std::size_t i = min_ - window;
-        // The first 64 bytes fill the window; only the initial 1 leaves it (on the 64th byte).
-        for (std::size_t k = 0; k < window; ++k, ++i) {
-            if (k == window - 1) d ^= t.out[1];
-            d = ((d << 8) | p[i]) ^ t.mod[d >> shift];
-        }
-        // i == bytes consumed == chunk length so far, and i >= min holds from here on.
-        return scan(p, i, d, end);
+        std::size_t const n = cut(s);
+        return {n, warm_up(reinterpret_cast<std::uint8_t const*>(s.data()) + n)};
     }
 
     /// `cut(s)` for a span whose first `scanned` bytes held no cut before their end
@@ -61,11 +58,25 @@ public:
         if (scanned <= min_ || s.size() <= min_) return cut(s);
         std::size_t const end = std::min(s.size(), max_);
         if (scanned >= end) return end;
+        return first_cut(reinterpret_cast<std::uint8_t const*>(s.data()), scanned, end);
+    }
+
+    /// `cut(s)` by the rolling hash alone, on every CPU (the reference the vector kernel is tested against).
+    std::size_t cut_portable(byte_span s) const noexcept {
+        if (s.size() <= min_) return s.size();
         auto const* p = reinterpret_cast<std::uint8_t const*>(s.data());
-        return scan(p, scanned, warm_up(p + scanned), end).first;
+        return scan(p, min_, warm_up(p + min_), std::min(s.size(), max_)).first;
     }
 
 private:
+    // The first cut at a length in [i, end] (min <= i < end).
+    std::size_t first_cut(std::uint8_t const* p, std::size_t i, std::size_t end) const noexcept {
+#ifdef STASH_X86
+        if (detail::rabin_windows::usable(bits_) && stash::has_avx512gfni()) return tables_->windows.first_zero(p, i, end, bits_);
+#endif
+        return scan(p, i, warm_up(p + i), end).first;
+    }
+
     // The first cut at a length in [i, end], where d is the fingerprint at length i (i >= min).
     std::pair<std::size_t, std::uint64_t> scan(std::uint8_t const* p, std::size_t i, std::uint64_t d, std::size_t end) const noexcept {
         if ((d & mask_) == 0 || i >= end) return {i, d};
@@ -133,7 +144,8 @@ private:
         // For two bytes a step (degree k): red8[u] = u·x^k mod P, red16[u] = u·x^(k+8) mod P,
         // out8[b] = out[b]·x⁸ mod P, out16[b] = out[b]·x¹⁶ mod P.
         std::array<std::uint64_t, 256> red8{}, red16{}, out8{}, out16{};
-        explicit tables(stash::chunk::polynomial p) : pol(p), shift(unsigned(p.degree() - 8)) {
+        detail::rabin_windows windows;
+        explicit tables(stash::chunk::polynomial p) : pol(p), shift(unsigned(p.degree() - 8)), windows(p) {
             using P = stash::chunk::polynomial;
             int const k = p.degree();
             for (std::uint64_t b = 0; b < 256; ++b) {
@@ -196,6 +208,7 @@ private:
 
     std::shared_ptr<tables const> tables_;
     std::uint64_t mask_;
+    unsigned bits_;
     std::size_t min_, max_;
 };
 static_assert(stash::chunker<rabin>);

@@ -38,11 +38,14 @@ namespace stash::policies::backend::detail {
     kept from file to file. Errors of a write show in the file's next `append`, `flush` or `finish`. */
 class direct_io : public std::enable_shared_from_this<direct_io> {
 public:
-    // Eight blocks of 512 KiB: a 2 GB backup 3.06 s against 3.13 s with six of 1 MiB (4 runs each),
-    // `linux` as fast, 2 MiB less; ten of 1 MiB with a third chunk copy in the backup: 3.02 s, but
-    // 8–9 MiB more at peak. Four of 512 KiB for each file waited for the disk (3.49 s).
+    // Sixteen blocks of 512 KiB: once Rabin got faster, a 2 GB backup outran eight (the reader slept
+    // 0.35 s waiting for one): 2.57 vs 2.75 s (5 runs each), as fast as eight of 1 MiB (2.53 s) with
+    // a lower peak (51–54 vs 52–57 MiB; eight of 512 KiB: 47–51). A block is made only when all the
+    // others are in use, as when the disk falls behind, so `linux`'s peak did not move (56.5–59.4
+    // vs 56.6–58.1 MiB). More writers (4, 8) or smaller blocks were no faster; four blocks for each
+    // file waited for the disk.
     static constexpr std::size_t block_size = 512 << 10;
-    static constexpr std::size_t max_blocks = 8;
+    static constexpr std::size_t max_blocks = 16;
     static constexpr unsigned writers = 2;
     static constexpr std::size_t alignment = 4096;
 

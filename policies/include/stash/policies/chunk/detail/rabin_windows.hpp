@@ -26,7 +26,7 @@ namespace stash::policies::chunk::detail {
     of 64 bytes at once: 64 transforms give the low bytes of 64 consecutive windows' fingerprints,
     with no dependency from one window to the next (the rolling hash is one chain of table lookups).
     A window whose low bits pass (1 in 256 on random data, for restic's 20-bit mask) is checked on
-    bits 8–23 by XORing each tap's contribution from `high`: 64 loads, once per ~256 windows.
+    bits 8–23 by XORing each tap's contribution from a table: 64 loads, once per ~256 windows.
 
     On restic's sizes this finds the same cuts as `rabin`'s rolling loop, 1.7–1.8× as fast
     (bench/micro, random input: 2.9–3.2 GiB/s against 1.7). Only for masks of up to 24 bits
@@ -93,7 +93,8 @@ private:
     STASH_TARGET_AVX512GFNI __m512i low_bytes(std::uint8_t const* q) const noexcept {
         __m512i const cur = _mm512_loadu_si512(q), prev = _mm512_loadu_si512(q - 64);
         // The bytes 0, 16, 32, 48 and 64 before `cur`'s: from them, tap k's input is one byte
-        // shift within 128-bit lanes (`alignr`).
+        // shift within 128-bit lanes (`alignr`). (The masked form of valignq: GCC 12's plain one
+        // trips -Wmaybe-uninitialized on its undefined pass-through operand.)
         __m512i const at16[5] = {cur, _mm512_maskz_alignr_epi64(0xff, cur, prev, 6), _mm512_maskz_alignr_epi64(0xff, cur, prev, 4),
                                  _mm512_maskz_alignr_epi64(0xff, cur, prev, 2), prev};
         return all_taps(at16, std::make_integer_sequence<int, window / 2>{});

@@ -81,8 +81,7 @@ private:
         ~file() override {
             std::unique_lock lk(io_->mu_);
             io_->cv_.wait(lk, [&] { return in_flight_ == 0; });
-            if (cur_) io_->spare_.push_back(std::move(cur_));
-            io_->cv_.notify_all();
+            give_back_block();
         }
 
         result<void> append(byte_span data) override {
@@ -106,8 +105,7 @@ private:
             if (last_size_) std::memcpy(last_, cur_.get() + whole, last_size_);
             if (whole) submit(whole);
             std::lock_guard lk(io_->mu_);
-            if (cur_) io_->spare_.push_back(std::move(cur_));
-            io_->cv_.notify_all();
+            give_back_block();
             return first_error();
         }
 
@@ -139,6 +137,13 @@ private:
         result<void> first_error() const {
             if (error_) return *error_;
             return {};
+        }
+
+        // Returns the block being filled, if any, to the spare ones (its bytes are written or
+        // copied out). Pre: io_->mu_ held.
+        void give_back_block() {
+            if (cur_) io_->spare_.push_back(std::move(cur_));
+            io_->cv_.notify_all();
         }
 
         // Queues the first `len` bytes of the block being filled; the file takes another for more.

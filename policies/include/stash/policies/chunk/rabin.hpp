@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 namespace stash::policies::chunk {
 
@@ -72,7 +73,7 @@ private:
     // The first cut at a length in [i, end] (min <= i < end).
     std::size_t first_cut(std::uint8_t const* p, std::size_t i, std::size_t end) const noexcept {
 #ifdef STASH_X86
-        if (detail::rabin_windows::usable(bits_) && stash::has_avx512gfni()) return tables_->windows.first_zero(p, i, end, bits_);
+        if (tables_->windows && detail::rabin_windows::usable(bits_)) return tables_->windows->first_zero(p, i, end, bits_);
 #endif
         return scan(p, i, warm_up(p + i), end).first;
     }
@@ -144,8 +145,9 @@ private:
         // For two bytes a step (degree k): red8[u] = u·x^k mod P, red16[u] = u·x^(k+8) mod P,
         // out8[b] = out[b]·x⁸ mod P, out16[b] = out[b]·x¹⁶ mod P.
         std::array<std::uint64_t, 256> red8{}, red16{}, out8{}, out16{};
-        detail::rabin_windows windows;
-        explicit tables(stash::chunk::polynomial p) : pol(p), shift(unsigned(p.degree() - 8)), windows(p) {
+        std::optional<detail::rabin_windows> windows;  // on CPUs with AVX-512BW and GFNI only (36 KiB)
+        explicit tables(stash::chunk::polynomial p) : pol(p), shift(unsigned(p.degree() - 8)) {
+            if (stash::has_avx512gfni()) windows.emplace(p);
             using P = stash::chunk::polynomial;
             int const k = p.degree();
             for (std::uint64_t b = 0; b < 256; ++b) {
